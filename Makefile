@@ -1,0 +1,77 @@
+# codeartsbuild: build the C core for one Lua (LUA=lua5.4 by default), test it, run the demo.
+#   make            build build/<version>/codeartsbuild/core.so
+#   make test       install what is missing (Debian/Ubuntu), build, run the busted suite
+#   make demo       install, build, run examples/quickstart.lua against the bundled emulator
+#   make deps       install the Debian packages the build and the tests need
+#   make lint       luacheck and cppcheck
+#   make clean
+
+LUA ?= lua5.4
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(LUA),luajit)
+LUA_VERSION := luajit
+LUA_PC := luajit
+LUA_DEV := libluajit-5.1-dev
+else
+LUA_VERSION := $(patsubst lua%,%,$(LUA))
+LUA_PC := lua$(LUA_VERSION)
+LUA_DEV := liblua$(LUA_VERSION)-dev
+endif
+
+BUILD := build/$(LUA_VERSION)
+MODULE := $(BUILD)/codeartsbuild/core.so
+SOURCES := $(wildcard csrc/*.c)
+HEADERS := $(wildcard csrc/*.h)
+OBJECTS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SOURCES))
+
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+MODULE_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARNINGS) \
+	$(shell $(PKG_CONFIG) --cflags $(LUA_PC) libcurl openssl 2>/dev/null)
+# The module never links liblua: the host that loads it provides the Lua API.
+MODULE_LIBS := $(shell $(PKG_CONFIG) --libs libcurl libcrypto 2>/dev/null || echo -lcurl -lcrypto)
+
+BUSTED := $(LUA) /usr/bin/busted
+LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
+
+DEB_PACKAGES := gcc make pkg-config $(LUA) $(LUA_DEV) lua-cjson lua-busted lua-check luarocks \
+	libcurl4-openssl-dev libssl-dev python3 openssl curl cppcheck
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all test demo deps lint clean
+
+all: $(MODULE)
+
+$(BUILD)/obj/%.o: csrc/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MODULE_CFLAGS) -c -o $@ $<
+
+$(MODULE): $(OBJECTS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) -o $@ $(OBJECTS) $(MODULE_LIBS)
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	$(BUSTED)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(LUA_ENV) spec/support/with-emulator --tls -- $(LUA) examples/quickstart.lua
+
+lint:
+	luacheck lua spec examples
+	cppcheck --quiet --enable=warning,performance,portability --inline-suppr --error-exitcode=1 \
+		$(shell $(PKG_CONFIG) --cflags-only-I libcurl 2>/dev/null) csrc
+
+clean:
+	rm -rf build

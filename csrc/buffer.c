@@ -1,0 +1,117 @@
+#include "buffer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+int cb_buffer_reserve(cb_buffer *b, size_t extra)
+{
+	size_t need, cap;
+	char *p;
+
+	if (b->failed)
+		return -1;
+	if (extra > (size_t)-1 - b->len - 1)
+		goto fail;
+	need = b->len + extra + 1;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap = cap > (size_t)-1 / 2 ? need : cap * 2;
+	p = realloc(b->data, cap);
+	if (p == NULL)
+		goto fail;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+fail:
+	b->failed = 1;
+	return -1;
+}
+
+int cb_buffer_append(cb_buffer *b, const char *data, size_t n)
+{
+	if (cb_buffer_reserve(b, n) != 0)
+		return -1;
+	if (n > 0)
+		memcpy(b->data + b->len, data, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int cb_buffer_append_str(cb_buffer *b, const char *s)
+{
+	return cb_buffer_append(b, s, strlen(s));
+}
+
+int cb_buffer_append_char(cb_buffer *b, char c)
+{
+	return cb_buffer_append(b, &c, 1);
+}
+
+void cb_buffer_clear(cb_buffer *b)
+{
+	b->len = 0;
+	b->failed = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+void cb_buffer_free(cb_buffer *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+	b->failed = 0;
+}
+
+void cb_buffer_wipe(cb_buffer *b)
+{
+	if (b->data)
+		OPENSSL_cleanse(b->data, b->cap);
+	cb_buffer_free(b);
+}
+
+int cb_buffer_append_hex(cb_buffer *b, const unsigned char *bytes, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	if (cb_buffer_reserve(b, 2 * n) != 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		b->data[b->len++] = digits[bytes[i] >> 4];
+		b->data[b->len++] = digits[bytes[i] & 15];
+	}
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+static int is_unreserved(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+int cb_buffer_append_uri_encoded(cb_buffer *b, const char *s, size_t n)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	size_t i;
+
+	if (cb_buffer_reserve(b, 3 * n) != 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (is_unreserved(c)) {
+			b->data[b->len++] = (char)c;
+		} else {
+			b->data[b->len++] = '%';
+			b->data[b->len++] = digits[c >> 4];
+			b->data[b->len++] = digits[c & 15];
+		}
+	}
+	b->data[b->len] = '\0';
+	return 0;
+}

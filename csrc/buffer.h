@@ -1,0 +1,30 @@
+/* A growable byte buffer. The owner calls cb_buffer_free (or _wipe for secrets). */
+#ifndef CODEARTSBUILD_BUFFER_H
+#define CODEARTSBUILD_BUFFER_H
+
+#include <stddef.h>
+
+typedef struct {
+	char *data; /* always NUL-terminated when non-NULL */
+	size_t len;
+	size_t cap;
+	int failed; /* an allocation failed: the content is incomplete */
+} cb_buffer;
+
+#define CB_BUFFER_INIT {NULL, 0, 0, 0}
+
+int cb_buffer_reserve(cb_buffer *b, size_t extra);
+int cb_buffer_append(cb_buffer *b, const char *data, size_t n);
+int cb_buffer_append_str(cb_buffer *b, const char *s);
+int cb_buffer_append_char(cb_buffer *b, char c);
+void cb_buffer_clear(cb_buffer *b);
+void cb_buffer_free(cb_buffer *b);
+void cb_buffer_wipe(cb_buffer *b); /* cleanse, then free */
+
+/* Appends the lower-case hex form of n bytes. */
+int cb_buffer_append_hex(cb_buffer *b, const unsigned char *bytes, size_t n);
+
+/* Appends s percent-encoded: only A-Za-z0-9-_.~ stay as they are, the rest become %XX. */
+int cb_buffer_append_uri_encoded(cb_buffer *b, const char *s, size_t n);
+
+#endif

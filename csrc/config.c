@@ -1,0 +1,411 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+const char *const cb_known_regions[] = {
+	"cn-north-4", "cn-north-1", "cn-east-2", "cn-south-1", "cn-east-3", "cn-south-2",
+	"cn-southwest-2", "ap-southeast-3", "sa-brazil-1", "la-north-2", "la-south-2", "tr-west-1",
+	NULL,
+};
+
+#define CREDENTIALS_LINE_MAX 1024
+
+void cb_config_init(cb_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->timeout_ms = CB_DEFAULT_TIMEOUT_MS;
+	cfg->connect_timeout_ms = CB_DEFAULT_CONNECT_TIMEOUT_MS;
+	cfg->max_body = CB_DEFAULT_MAX_BODY;
+}
+
+static void free_secret(char **s)
+{
+	if (*s) {
+		OPENSSL_cleanse(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}
+
+void cb_config_free(cb_config *cfg)
+{
+	free_secret(&cfg->token);
+	free_secret(&cfg->sk);
+	free_secret(&cfg->security_token);
+	free_secret(&cfg->ak);
+	free(cfg->endpoint);
+	free(cfg->host);
+	free(cfg->region);
+	free(cfg->project_id);
+	free(cfg->ca_file);
+	free(cfg->user_agent);
+	memset(cfg, 0, sizeof *cfg);
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+static char *dup_s(const char *s)
+{
+	return dup_n(s, strlen(s));
+}
+
+/* A set, non-empty environment variable, or NULL. */
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+/* ---- credentials ---- */
+
+typedef struct {
+	const char *ak, *sk, *security_token;
+} key_pair_names;
+
+typedef struct {
+	char *ak, *sk, *security_token, *project_id;
+} credentials_file;
+
+static void credentials_file_free(credentials_file *f)
+{
+	free_secret(&f->ak);
+	free_secret(&f->sk);
+	free_secret(&f->security_token);
+	free(f->project_id);
+}
+
+static char *trim_in_place(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static void set_from_line(credentials_file *f, const char *key, const char *value)
+{
+	char **slot = NULL;
+
+	if (strcmp(key, "ak") == 0)
+		slot = &f->ak;
+	else if (strcmp(key, "sk") == 0)
+		slot = &f->sk;
+	else if (strcmp(key, "security_token") == 0)
+		slot = &f->security_token;
+	else if (strcmp(key, "project_id") == 0)
+		slot = &f->project_id;
+	if (slot && *value) {
+		free_secret(slot);
+		*slot = dup_s(value);
+	}
+}
+
+/* Reads the [basic] section of the SDK's INI credentials file. Returns 0 when the file was read,
+ * 1 when it does not exist, -1 when it cannot be read. */
+static int read_credentials_file(const char *path, credentials_file *f)
+{
+	char line[CREDENTIALS_LINE_MAX];
+	int in_basic = 0;
+	FILE *fp = fopen(path, "r");
+
+	if (fp == NULL)
+		return errno == ENOENT ? 1 : -1;
+	while (fgets(line, sizeof line, fp)) {
+		char *s = trim_in_place(line), *eq;
+		if (*s == '#' || *s == ';' || *s == '\0')
+			continue;
+		if (*s == '[') {
+			in_basic = strcmp(s, "[basic]") == 0;
+			continue;
+		}
+		eq = strchr(s, '=');
+		if (!in_basic || eq == NULL)
+			continue;
+		*eq = '\0';
+		set_from_line(f, trim_in_place(s), trim_in_place(eq + 1));
+	}
+	OPENSSL_cleanse(line, sizeof line);
+	fclose(fp);
+	return 0;
+}
+
+static int take_pair_from_env(cb_config *cfg, const key_pair_names *names, const char *source,
+			      char *msg, size_t msglen)
+{
+	const char *ak = env(names->ak), *sk = env(names->sk);
+
+	if (!ak && !sk)
+		return 1;
+	if (!ak || !sk) {
+		snprintf(msg, msglen, "%s is set but %s is not", ak ? names->ak : names->sk,
+			 ak ? names->sk : names->ak);
+		return -1;
+	}
+	cfg->ak = dup_s(ak);
+	cfg->sk = dup_s(sk);
+	if (names->security_token && env(names->security_token))
+		cfg->security_token = dup_s(env(names->security_token));
+	cfg->credential_source = source;
+	return 0;
+}
+
+static const char *credentials_path(char *buf, size_t len)
+{
+	const char *path = env("HUAWEICLOUD_SDK_CREDENTIALS_FILE"), *home = env("HOME");
+
+	if (path)
+		return path;
+	if (!home)
+		return NULL;
+	snprintf(buf, len, "%s/.huaweicloud/credentials", home);
+	return buf;
+}
+
+static int take_credentials_file(cb_config *cfg, char *msg, size_t msglen)
+{
+	char buf[4096];
+	credentials_file f = {NULL, NULL, NULL, NULL};
+	const char *path = credentials_path(buf, sizeof buf);
+	int rc;
+
+	if (path == NULL)
+		return 1;
+	rc = read_credentials_file(path, &f);
+	if (rc == 1 && env("HUAWEICLOUD_SDK_CREDENTIALS_FILE")) {
+		snprintf(msg, msglen, "HUAWEICLOUD_SDK_CREDENTIALS_FILE names a file that does not exist");
+		return -1;
+	}
+	if (rc < 0) {
+		snprintf(msg, msglen, "cannot read the credentials file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (rc == 0 && (f.ak || f.sk) && !(f.ak && f.sk)) {
+		snprintf(msg, msglen, "the credentials file %s has %s but not %s", path,
+			 f.ak ? "ak" : "sk", f.ak ? "sk" : "ak");
+		credentials_file_free(&f);
+		return -1;
+	}
+	if (rc == 0 && f.ak) {
+		cfg->ak = f.ak;
+		cfg->sk = f.sk;
+		cfg->security_token = f.security_token;
+		f.ak = f.sk = f.security_token = NULL;
+		cfg->credential_source = "credentials file";
+	}
+	if (!cfg->project_id && f.project_id) {
+		cfg->project_id = f.project_id;
+		f.project_id = NULL;
+	}
+	credentials_file_free(&f);
+	return cfg->ak ? 0 : 1;
+}
+
+static int resolve_credentials(cb_config *cfg, char *msg, size_t msglen)
+{
+	static const key_pair_names ours = {"CODEARTSBUILD_AK", "CODEARTSBUILD_SK", "CODEARTSBUILD_SECURITY_TOKEN"};
+	static const key_pair_names sdk = {"HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN"};
+	static const key_pair_names samples = {"CLOUD_SDK_AK", "CLOUD_SDK_SK", NULL};
+	int rc;
+
+	if (cfg->token || cfg->ak || cfg->sk) {
+		if (cfg->token && (cfg->ak || cfg->sk)) {
+			snprintf(msg, msglen, "give either token= or ak= and sk=, not both");
+			return -1;
+		}
+		if (!cfg->token && !(cfg->ak && cfg->sk)) {
+			snprintf(msg, msglen, "option %s given without %s", cfg->ak ? "ak" : "sk", cfg->ak ? "sk" : "ak");
+			return -1;
+		}
+		cfg->credential_source = "options";
+		return 0;
+	}
+	if (env("CODEARTSBUILD_TOKEN")) {
+		cfg->token = dup_s(env("CODEARTSBUILD_TOKEN"));
+		cfg->credential_source = "CODEARTSBUILD_TOKEN";
+		return 0;
+	}
+	if ((rc = take_pair_from_env(cfg, &ours, "CODEARTSBUILD_AK/SK", msg, msglen)) <= 0)
+		return rc;
+	if ((rc = take_pair_from_env(cfg, &sdk, "HUAWEICLOUD_SDK_AK/SK", msg, msglen)) <= 0)
+		return rc;
+	if ((rc = take_pair_from_env(cfg, &samples, "CLOUD_SDK_AK/SK", msg, msglen)) <= 0)
+		return rc;
+	if ((rc = take_credentials_file(cfg, msg, msglen)) <= 0)
+		return rc;
+	snprintf(msg, msglen,
+		 "no credentials: pass token= or ak= and sk=, or set CODEARTSBUILD_TOKEN, "
+		 "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or CLOUD_SDK_AK and CLOUD_SDK_SK), "
+		 "or write ~/.huaweicloud/credentials");
+	return -1;
+}
+
+static int resolve_project_id(cb_config *cfg)
+{
+	const char *id = env("CODEARTSBUILD_PROJECT_ID");
+
+	if (cfg->project_id)
+		return 0;
+	if (!id)
+		id = env("HUAWEICLOUD_SDK_PROJECT_ID");
+	if (id)
+		cfg->project_id = dup_s(id);
+	return 0;
+}
+
+/* ---- endpoint ---- */
+
+static int is_loopback_host(const char *host, size_t len)
+{
+	if (len == 9 && strncmp(host, "localhost", 9) == 0)
+		return 1;
+	if (len == 5 && strncmp(host, "[::1]", 5) == 0)
+		return 1;
+	return len >= 4 && strncmp(host, "127.", 4) == 0;
+}
+
+static int authority_char_ok(char c)
+{
+	return isalnum((unsigned char)c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
+}
+
+static const char *host_end_of(const char *authority, const char *end)
+{
+	const char *p;
+
+	if (authority[0] == '[') {
+		p = memchr(authority, ']', (size_t)(end - authority));
+		return p ? p + 1 : end;
+	}
+	p = memchr(authority, ':', (size_t)(end - authority));
+	return p ? p : end;
+}
+
+/* Accepts scheme://host[:port][/]; stores the endpoint without a trailing slash. */
+static int set_endpoint(cb_config *cfg, const char *url, char *msg, size_t msglen)
+{
+	static const char shape[] = "endpoint must be scheme://host[:port], without a path, query or user name";
+	const char *authority, *end;
+	char *endpoint, *host;
+	int https = strncmp(url, "https://", 8) == 0;
+	size_t i;
+
+	if (!https && strncmp(url, "http://", 7) != 0) {
+		snprintf(msg, msglen, "endpoint must start with https:// (or http:// for a loopback host)");
+		return -1;
+	}
+	authority = url + (https ? 8 : 7);
+	end = authority + strcspn(authority, "/?#");
+	if (end == authority || (*end && strcmp(end, "/") != 0)) {
+		snprintf(msg, msglen, "%s", shape);
+		return -1;
+	}
+	for (i = 0; authority + i < end; i++) {
+		if (!authority_char_ok(authority[i])) {
+			snprintf(msg, msglen, "%s", shape);
+			return -1;
+		}
+	}
+	if (!https && !cfg->allow_http &&
+	    !is_loopback_host(authority, (size_t)(host_end_of(authority, end) - authority))) {
+		snprintf(msg, msglen, "plain http:// is only used for a loopback host unless allow_http = true");
+		return -1;
+	}
+	/* url may be cfg->endpoint itself: copy before freeing. */
+	endpoint = dup_n(url, (size_t)(end - url));
+	host = dup_n(authority, (size_t)(end - authority));
+	free(cfg->endpoint);
+	free(cfg->host);
+	cfg->endpoint = endpoint;
+	cfg->host = host;
+	return 0;
+}
+
+static int region_is_known(const char *region)
+{
+	int i;
+	for (i = 0; cb_known_regions[i]; i++)
+		if (strcmp(region, cb_known_regions[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int set_region_endpoint(cb_config *cfg, const char *region, char *msg, size_t msglen)
+{
+	char name[96], url[256];
+	const char *override;
+	size_t i, prefix = strlen("HUAWEICLOUD_SDK_REGION_CODEARTSBUILD_");
+
+	if (strlen(region) > 48) {
+		snprintf(msg, msglen, "region name too long");
+		return -1;
+	}
+	memcpy(name, "HUAWEICLOUD_SDK_REGION_CODEARTSBUILD_", prefix);
+	for (i = 0; region[i]; i++)
+		name[prefix + i] = region[i] == '-' ? '_' : (char)toupper((unsigned char)region[i]);
+	name[prefix + i] = '\0';
+	if (cfg->region != region) {
+		free(cfg->region);
+		cfg->region = dup_s(region);
+	}
+	if ((override = env(name)) != NULL)
+		return set_endpoint(cfg, override, msg, msglen);
+	if (!region_is_known(region)) {
+		snprintf(msg, msglen,
+			 "unknown region '%.48s': pass endpoint= (or set CODEARTSBUILD_ENDPOINT or %s) for a "
+			 "region this client does not know", region, name);
+		return -1;
+	}
+	snprintf(url, sizeof url, "https://cloudbuild-ext.%s.myhuaweicloud.com", region);
+	return set_endpoint(cfg, url, msg, msglen);
+}
+
+static int resolve_endpoint(cb_config *cfg, char *msg, size_t msglen)
+{
+	if (cfg->endpoint)
+		return set_endpoint(cfg, cfg->endpoint, msg, msglen);
+	if (cfg->region)
+		return set_region_endpoint(cfg, cfg->region, msg, msglen);
+	if (env("CODEARTSBUILD_ENDPOINT"))
+		return set_endpoint(cfg, env("CODEARTSBUILD_ENDPOINT"), msg, msglen);
+	if (env("CODEARTSBUILD_REGION"))
+		return set_region_endpoint(cfg, env("CODEARTSBUILD_REGION"), msg, msglen);
+	snprintf(msg, msglen, "no region: pass region= or endpoint=, or set CODEARTSBUILD_REGION or CODEARTSBUILD_ENDPOINT");
+	return -1;
+}
+
+int cb_config_resolve(cb_config *cfg, char *msg, size_t msglen)
+{
+	if (resolve_endpoint(cfg, msg, msglen) != 0)
+		return -1;
+	if (resolve_credentials(cfg, msg, msglen) != 0)
+		return -1;
+	resolve_project_id(cfg);
+	if (!cfg->ca_file && env("CODEARTSBUILD_CA_FILE"))
+		cfg->ca_file = dup_s(env("CODEARTSBUILD_CA_FILE"));
+	if ((cfg->ak && (!cfg->ak[0] || !cfg->sk[0])) || (cfg->token && !cfg->token[0])) {
+		snprintf(msg, msglen, "empty credentials");
+		return -1;
+	}
+	if (!cfg->endpoint || !cfg->host || (cfg->ak && !cfg->sk)) {
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,1153 @@
+/* codeartsbuild.core: the Lua binding. Clients are userdata holding their configuration,
+ * credentials and one HTTP engine; every request, blocking or not, goes through that engine. */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
+#include "compat.h"
+#include "config.h"
+#include "record.h"
+#include "sign.h"
+#include "transport.h"
+
+#define CB_VERSION "0.1.0"
+#define CLIENT_MT "codeartsbuild.client"
+#define MAX_BUILD_NO 2147483647
+#define MAX_QUERY_PAIRS 256
+#define MAX_PATH_LEN 2048
+
+#if defined(__GNUC__)
+#define CB_EXPORT __attribute__((visibility("default")))
+#else
+#define CB_EXPORT
+#endif
+
+/* Module state, upvalue 1 of every function: a table with these slots. */
+enum { S_DECODE = 1, S_RECORD_NAMES, S_RECORD_KEYS, S_RECORD_MT, S_ERROR_MT, S_DEFAULT_CLIENT, S_SLOTS = S_DEFAULT_CLIENT };
+#define STATE lua_upvalueindex(1)
+
+typedef struct {
+	cb_config cfg;
+	cb_engine *engine;
+	cb_hmac_key *key;
+	time_t date_time; /* X-Sdk-Date is formatted once a second */
+	char date[CB_SDK_DATE_LEN + 1];
+	int closed;
+} cb_client;
+
+enum { REQUEST_RECORD = 1, REQUEST_GET };
+
+/* What a transfer was for, kept with it (plain bytes: the engine frees them). */
+typedef struct {
+	int kind;
+	char job_id[33];
+	lua_Integer build_no;
+	char path[160]; /* for messages; may be cut */
+} request_ctx;
+
+/* A failure on its way to becoming `nil, message, err`. */
+typedef struct {
+	const char *kind;
+	char text[768];
+	long status;
+	char code[128];
+	char request_id[72];
+	int retryable;
+	int attempts; /* requests sent; 0 when the failure came before any */
+	const request_ctx *ctx;
+} failure;
+
+/* ---- failures ---- */
+
+static void failure_init(failure *f, const request_ctx *ctx)
+{
+	memset(f, 0, sizeof *f);
+	f->ctx = ctx;
+}
+
+static void failure_set(failure *f, const char *kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	f->kind = kind;
+	va_start(ap, fmt);
+	vsnprintf(f->text, sizeof f->text, fmt, ap);
+	va_end(ap);
+}
+
+static void push_context(lua_State *L, const request_ctx *ctx)
+{
+	if (ctx == NULL)
+		lua_pushliteral(L, "codeartsbuild");
+	else if (ctx->kind == REQUEST_GET)
+		lua_pushfstring(L, "GET %s", ctx->path);
+	else if (ctx->job_id[0] && ctx->build_no > 0)
+		lua_pushfstring(L, "record_info %s/%d", ctx->job_id, (int)ctx->build_no);
+	else
+		lua_pushliteral(L, "record_info");
+}
+
+/* Pushes nil, message, err and returns 3. */
+static int push_failure(lua_State *L, const failure *f)
+{
+	int err;
+
+	lua_pushnil(L);
+	push_context(L, f->ctx);
+	lua_pushfstring(L, ": %s", f->text);
+	if (f->request_id[0])
+		lua_pushfstring(L, " (request id %s)", f->request_id);
+	else
+		lua_pushliteral(L, "");
+	lua_concat(L, 3);
+	lua_createtable(L, 0, 10);
+	err = lua_gettop(L);
+	lua_pushstring(L, f->kind);
+	lua_setfield(L, err, "kind");
+	lua_pushvalue(L, err - 1);
+	lua_setfield(L, err, "message");
+	lua_pushboolean(L, f->retryable);
+	lua_setfield(L, err, "retryable");
+	if (f->status) {
+		lua_pushinteger(L, f->status);
+		lua_setfield(L, err, "status");
+	}
+	if (f->code[0]) {
+		lua_pushstring(L, f->code);
+		lua_setfield(L, err, "code");
+	}
+	if (f->request_id[0]) {
+		lua_pushstring(L, f->request_id);
+		lua_setfield(L, err, "request_id");
+	}
+	if (f->ctx && f->ctx->kind == REQUEST_RECORD) {
+		if (f->ctx->job_id[0]) {
+			lua_pushstring(L, f->ctx->job_id);
+			lua_setfield(L, err, "job_id");
+		}
+		if (f->ctx->build_no > 0) {
+			lua_pushinteger(L, f->ctx->build_no);
+			lua_setfield(L, err, "build_no");
+		}
+	}
+	lua_pushinteger(L, f->attempts);
+	lua_setfield(L, err, "attempts");
+	lua_rawgeti(L, STATE, S_ERROR_MT);
+	lua_setmetatable(L, err);
+	return 3;
+}
+
+static int error_tostring(lua_State *L)
+{
+	lua_getfield(L, 1, "message");
+	if (lua_type(L, -1) != LUA_TSTRING) {
+		lua_pop(L, 1);
+		lua_pushliteral(L, "codeartsbuild error");
+	}
+	return 1;
+}
+
+/* ---- input checks ---- */
+
+static int check_job_id(lua_State *L, int arg, request_ctx *ctx, failure *f)
+{
+	size_t len, i;
+	const char *s;
+
+	if (lua_type(L, arg) != LUA_TSTRING)
+		return luaL_typeerror(L, arg, "string");
+	s = lua_tolstring(L, arg, &len);
+	for (i = 0; i < len && isalnum((unsigned char)s[i]); i++)
+		;
+	if (len != 32 || i != len) {
+		failure_set(f, "invalid", "invalid job_id: expected 32 letters or digits, got %s",
+			    len != 32 ? "a string of another length" : "a character other than a letter or digit");
+		return -1;
+	}
+	memcpy(ctx->job_id, s, 33);
+	return 0;
+}
+
+static int check_build_no(lua_State *L, int arg, request_ctx *ctx, failure *f)
+{
+	static const char expected[] = "invalid build_no: expected an integer from 1 to 2147483647";
+	int type = lua_type(L, arg);
+	double d;
+
+	if (type == LUA_TNUMBER) {
+		d = (double)lua_tonumber(L, arg);
+		if (lua_isinteger(L, arg)) {
+			lua_Integer n = lua_tointeger(L, arg);
+			d = n < 1 ? 0 : n > MAX_BUILD_NO ? (double)MAX_BUILD_NO + 1 : (double)n;
+		}
+		if (!isfinite(d) || d != floor(d) || d < 1 || d > MAX_BUILD_NO) {
+			failure_set(f, "invalid", "%s, got %s", expected, lua_tostring(L, arg));
+			return -1;
+		}
+	} else if (type == LUA_TSTRING) {
+		size_t len, i;
+		const char *s = lua_tolstring(L, arg, &len);
+		for (i = 0; i < len && isdigit((unsigned char)s[i]); i++)
+			;
+		d = len > 0 && len <= 10 && i == len ? strtod(s, NULL) : 0;
+		if (d < 1 || d > MAX_BUILD_NO) {
+			failure_set(f, "invalid", "%s, got a string that is not one", expected);
+			return -1;
+		}
+	} else {
+		return luaL_typeerror(L, arg, "number");
+	}
+	ctx->build_no = (lua_Integer)d;
+	return 0;
+}
+
+/* A path for get(): absolute, printable, no query, fragment or dot segments. */
+static int check_path(lua_State *L, int arg, request_ctx *ctx, failure *f)
+{
+	size_t len, i;
+	const char *s;
+
+	if (lua_type(L, arg) != LUA_TSTRING)
+		return luaL_typeerror(L, arg, "string");
+	s = lua_tolstring(L, arg, &len);
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 32 || c >= 127 || c == '?' || c == '#')
+			break;
+	}
+	if (len == 0 || len > MAX_PATH_LEN || s[0] != '/' || i != len || strstr(s, "/./") ||
+	    strstr(s, "/../") || (len >= 2 && strcmp(s + len - 2, "/.") == 0) ||
+	    (len >= 3 && strcmp(s + len - 3, "/..") == 0)) {
+		failure_set(f, "invalid",
+			    "invalid path: expected an absolute path of printable characters without a query, "
+			    "fragment or dot segments");
+		return -1;
+	}
+	snprintf(ctx->path, sizeof ctx->path, "%s", s);
+	return 0;
+}
+
+/* Collects the query (a list of {key, value} pairs, or a map) into strings anchored in a new
+ * table left on the stack, and points kv at them. Raises on a wrong type. */
+static size_t collect_query(lua_State *L, int arg, cb_kv *kv)
+{
+	size_t n = 0, i, list_len;
+	int anchor;
+
+	lua_newtable(L);
+	anchor = lua_gettop(L);
+	if (lua_isnoneornil(L, arg))
+		return 0;
+	luaL_checktype(L, arg, LUA_TTABLE);
+	list_len = lua_rawlen(L, arg);
+	lua_pushnil(L);
+	while (lua_next(L, arg) != 0) {
+		int key = lua_gettop(L) - 1, value = key + 1;
+		if (list_len > 0) {
+			if (lua_type(L, value) != LUA_TTABLE)
+				luaL_error(L, "query: expected a list of {key, value} pairs");
+			lua_rawgeti(L, value, 1);
+			lua_rawgeti(L, value, 2);
+			key = value + 1;
+			value = value + 2;
+		}
+		if (lua_type(L, key) != LUA_TSTRING && lua_type(L, key) != LUA_TNUMBER)
+			luaL_error(L, "query: keys must be strings");
+		if (lua_type(L, value) == LUA_TBOOLEAN) {
+			lua_pushstring(L, lua_toboolean(L, value) ? "true" : "false");
+			lua_replace(L, value);
+		} else if (lua_type(L, value) != LUA_TSTRING && lua_type(L, value) != LUA_TNUMBER) {
+			luaL_error(L, "query: values must be strings, numbers or booleans");
+		}
+		if (n == MAX_QUERY_PAIRS)
+			luaL_error(L, "query: more than %d pairs", MAX_QUERY_PAIRS);
+		/* Anchor string copies: converting a number in place would confuse lua_next. */
+		lua_pushvalue(L, key);
+		lua_tostring(L, -1);
+		lua_rawseti(L, anchor, (int)(2 * n + 1));
+		lua_pushvalue(L, value);
+		lua_tostring(L, -1);
+		lua_rawseti(L, anchor, (int)(2 * n + 2));
+		n++;
+		lua_settop(L, list_len > 0 ? key - 2 : key);
+	}
+	for (i = 0; i < n; i++) {
+		lua_rawgeti(L, anchor, (int)(2 * i + 1));
+		kv[i].name = lua_tolstring(L, -1, &kv[i].name_len);
+		lua_rawgeti(L, anchor, (int)(2 * i + 2));
+		kv[i].value = lua_tolstring(L, -1, &kv[i].value_len);
+		lua_pop(L, 2); /* still referenced by the anchor table */
+	}
+	return n;
+}
+
+/* ---- clients ---- */
+
+static void client_release(cb_client *c)
+{
+	cb_engine_free(c->engine);
+	c->engine = NULL;
+	cb_hmac_key_free(c->key);
+	c->key = NULL;
+	cb_config_free(&c->cfg);
+	c->closed = 1;
+}
+
+static cb_client *check_client(lua_State *L)
+{
+	cb_client *c = luaL_checkudata(L, 1, CLIENT_MT);
+	if (c->closed)
+		luaL_error(L, "attempt to use a closed codeartsbuild client");
+	return c;
+}
+
+static const char *client_date(cb_client *c)
+{
+	time_t now = time(NULL);
+
+	if (now != c->date_time) {
+		cb_sdk_date(now, c->date);
+		c->date_time = now;
+	}
+	return c->date;
+}
+
+static int append_header(struct curl_slist **list, cb_buffer *line, const char *name, const char *value)
+{
+	struct curl_slist *next;
+
+	cb_buffer_clear(line);
+	cb_buffer_append_str(line, name);
+	cb_buffer_append_str(line, ": ");
+	cb_buffer_append_str(line, value);
+	if (line->failed || (next = curl_slist_append(*list, line->data)) == NULL)
+		return -1;
+	*list = next;
+	return 0;
+}
+
+static int sign_into(cb_client *c, const char *path, const cb_kv *query, size_t nquery,
+		     struct curl_slist **headers, cb_buffer *line)
+{
+	cb_kv signed_headers[4];
+	size_t n = 0;
+	cb_sign_input in;
+	cb_sign_output out;
+	const char *error;
+	int rc;
+
+#define SIGNED(name_, value_) \
+	signed_headers[n].name = name_, signed_headers[n].name_len = sizeof name_ - 1, \
+	signed_headers[n].value = value_, signed_headers[n].value_len = strlen(value_), n++
+	SIGNED("host", c->cfg.host);
+	SIGNED("x-sdk-date", client_date(c));
+	if (c->cfg.project_id)
+		SIGNED("x-project-id", c->cfg.project_id);
+	if (c->cfg.security_token)
+		SIGNED("x-security-token", c->cfg.security_token);
+#undef SIGNED
+	memset(&in, 0, sizeof in);
+	memset(&out, 0, sizeof out);
+	in.method = "GET";
+	in.path = path;
+	in.path_len = strlen(path);
+	in.query = query;
+	in.query_count = nquery;
+	in.headers = signed_headers;
+	in.header_count = n;
+	in.ak = c->cfg.ak;
+	in.key = c->key;
+	rc = cb_sign(&in, &out, &error);
+	if (rc == 0) {
+		rc |= append_header(headers, line, "X-Sdk-Date", out.sdk_date);
+		if (c->cfg.security_token)
+			rc |= append_header(headers, line, "X-Security-Token", c->cfg.security_token);
+		rc |= append_header(headers, line, "Authorization", out.authorization.data);
+	}
+	cb_sign_output_free(&out);
+	return rc;
+}
+
+static struct curl_slist *request_headers(cb_client *c, const char *path, const cb_kv *query, size_t nquery)
+{
+	struct curl_slist *headers = NULL;
+	cb_buffer line = CB_BUFFER_INIT;
+	int rc = 0;
+
+	rc |= append_header(&headers, &line, "Host", c->cfg.host);
+	rc |= append_header(&headers, &line, "Accept", "application/json");
+	if (c->cfg.project_id)
+		rc |= append_header(&headers, &line, "X-Project-Id", c->cfg.project_id);
+	if (c->cfg.token)
+		rc |= append_header(&headers, &line, "X-Auth-Token", c->cfg.token);
+	else
+		rc |= sign_into(c, path, query, nquery, &headers, &line);
+	cb_buffer_wipe(&line);
+	if (rc != 0) {
+		struct curl_slist *h;
+		for (h = headers; h != NULL; h = h->next)
+			OPENSSL_cleanse(h->data, strlen(h->data));
+		curl_slist_free_all(headers);
+		return NULL;
+	}
+	return headers;
+}
+
+/* Starts a GET of path?query; returns the transfer, or NULL with f filled in. */
+static cb_transfer *start_request(cb_client *c, const char *path, const cb_kv *query, size_t nquery,
+				  const request_ctx *ctx, failure *f)
+{
+	cb_buffer url = CB_BUFFER_INIT;
+	struct curl_slist *headers;
+	cb_transfer *t = NULL;
+	char err[256];
+
+	cb_buffer_append_str(&url, c->cfg.endpoint);
+	cb_canonical_uri(&url, path, strlen(path), 0);
+	if (nquery > 0) {
+		cb_buffer_append_char(&url, '?');
+		cb_canonical_query(&url, query, nquery);
+	}
+	headers = request_headers(c, path, query, nquery);
+	if (url.failed || headers == NULL) {
+		curl_slist_free_all(headers);
+		failure_set(f, "network", "cannot prepare the request (out of memory)");
+	} else {
+		t = cb_engine_start(c->engine, url.data, headers, sizeof(request_ctx), err, sizeof err);
+		if (t == NULL)
+			failure_set(f, "network", "%s", err);
+		else
+			memcpy(t->user, ctx, sizeof *ctx);
+	}
+	cb_buffer_free(&url);
+	return t;
+}
+
+static cb_transfer *start_record_request(cb_client *c, const request_ctx *ctx, failure *f)
+{
+	char path[96];
+
+	snprintf(path, sizeof path, "/v3/jobs/%s/%d/record-info", ctx->job_id, (int)ctx->build_no);
+	return start_request(c, path, NULL, 0, ctx, f);
+}
+
+/* Runs the engine until the transfer with this id has finished, leaving others' results queued. */
+static cb_transfer *wait_for(cb_client *c, long long id, failure *f)
+{
+	char err[256];
+
+	for (;;) {
+		cb_transfer *t = cb_engine_take_done(c->engine, id);
+		if (t)
+			return t;
+		if (cb_engine_run(c->engine, -1, err, sizeof err) != 0) {
+			failure_set(f, "network", "%s", err);
+			return NULL;
+		}
+	}
+}
+
+/* ---- outcomes ---- */
+
+static const char *curl_failure_kind(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return "timeout";
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_USE_SSL_FAILED:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+		return "tls";
+	default:
+		return "network";
+	}
+}
+
+static const char *status_kind(long status)
+{
+	switch (status) {
+	case 401:
+	case 403:
+		return "auth";
+	case 404:
+		return "not_found";
+	case 429:
+		return "throttled";
+	default:
+		return "http";
+	}
+}
+
+static int status_retryable(long status)
+{
+	return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+/* Decodes the body; leaves the value (or nil) on the stack and returns 0, or returns -1 with
+ * the decoder's message on the stack instead. */
+static int decode_body(lua_State *L, const cb_buffer *body)
+{
+	lua_rawgeti(L, STATE, S_DECODE);
+	lua_pushlstring(L, body->data ? body->data : "", body->len);
+	if (lua_pcall(L, 1, 2, 0) != 0)
+		return -1;
+	if (lua_isnil(L, -2)) {
+		lua_remove(L, -2);
+		return -1;
+	}
+	lua_pop(L, 1);
+	return 0;
+}
+
+static void set_http_failure(lua_State *L, failure *f, const cb_transfer *t)
+{
+	int decoded = t->body.len > 0 && decode_body(L, &t->body) == 0;
+	char message[384] = "";
+
+	f->status = t->status;
+	f->retryable = status_retryable(t->status);
+	if (decoded)
+		cb_error_fields(L, lua_gettop(L), f->code, sizeof f->code, message, sizeof message);
+	lua_pop(L, 1);
+	failure_set(f, status_kind(t->status), "HTTP %d%s%s%s%s", (int)t->status, f->code[0] || message[0] ? ": " : "",
+		    f->code, f->code[0] && message[0] ? " " : "", message);
+}
+
+/* Pushes what a finished transfer produced: 1 value (a record, or a decoded body), or
+ * nil, message, err (3 values). */
+static int push_outcome(lua_State *L, const cb_transfer *t)
+{
+	const request_ctx *ctx = t->user;
+	failure f;
+	int top = lua_gettop(L), body;
+
+	failure_init(&f, ctx);
+	f.attempts = 1;
+	memcpy(f.request_id, t->request_id, sizeof f.request_id);
+	if (t->body_too_large || t->result == CURLE_FILESIZE_EXCEEDED) {
+		failure_set(&f, "decode", "response body larger than max_body (%lu bytes)", (unsigned long)t->max_body);
+		return push_failure(L, &f);
+	}
+	if (t->result != CURLE_OK) {
+		const char *kind = curl_failure_kind(t->result);
+		f.retryable = strcmp(kind, "tls") != 0; /* network and timeout may pass; TLS will not */
+		failure_set(&f, kind, "%s", t->error[0] ? t->error : curl_easy_strerror(t->result));
+		return push_failure(L, &f);
+	}
+	if (t->status < 200 || t->status > 299) {
+		set_http_failure(L, &f, t);
+		return push_failure(L, &f);
+	}
+	f.status = t->status;
+	if (t->body.len == 0 || decode_body(L, &t->body) != 0) {
+		failure_set(&f, "decode", "cannot decode the response: %s",
+			    t->body.len == 0 ? "empty body" : lua_tostring(L, -1));
+		lua_settop(L, top);
+		return push_failure(L, &f);
+	}
+	body = lua_gettop(L);
+	if (lua_type(L, body) != LUA_TTABLE) {
+		failure_set(&f, "decode", "cannot decode the response: not a JSON object");
+	} else if (cb_envelope_failed(L, body, f.code, sizeof f.code, f.text, sizeof f.text)) {
+		char message[sizeof f.text];
+		memcpy(message, f.text, sizeof message);
+		failure_set(&f, "api", "the API reported a failure%s%s%s%s", f.code[0] || message[0] ? ": " : "",
+			    f.code, f.code[0] && message[0] ? " " : "", message);
+	} else if (ctx->kind == REQUEST_GET) {
+		cb_tidy_json(L, body);
+		return 1;
+	} else {
+		lua_getfield(L, body, "result");
+		if (lua_type(L, -1) != LUA_TTABLE) {
+			failure_set(&f, "decode", "cannot decode the response: no result object");
+		} else {
+			int state = lua_gettop(L) + 1;
+			lua_rawgeti(L, STATE, S_RECORD_NAMES);
+			lua_rawgeti(L, STATE, S_RECORD_KEYS);
+			lua_rawgeti(L, STATE, S_RECORD_MT);
+			if (cb_record_push(L, state - 1, state, state + 1, state + 2, f.text, sizeof f.text) == 0) {
+				lua_replace(L, top + 1);
+				lua_settop(L, top + 1);
+				return 1;
+			}
+			f.kind = "decode";
+		}
+	}
+	lua_settop(L, top);
+	return push_failure(L, &f);
+}
+
+/* ---- methods ---- */
+
+static int record_info_with(lua_State *L, cb_client *c, int arg)
+{
+	request_ctx ctx;
+	failure f;
+	cb_transfer *t;
+	int n;
+
+	memset(&ctx, 0, sizeof ctx);
+	ctx.kind = REQUEST_RECORD;
+	failure_init(&f, &ctx);
+	if (check_job_id(L, arg, &ctx, &f) != 0 || check_build_no(L, arg + 1, &ctx, &f) != 0)
+		return push_failure(L, &f);
+	t = start_record_request(c, &ctx, &f);
+	if (t)
+		t = wait_for(c, t->id, &f);
+	if (t == NULL)
+		return push_failure(L, &f);
+	n = push_outcome(L, t);
+	cb_transfer_free(t);
+	return n;
+}
+
+static int client_record_info(lua_State *L)
+{
+	return record_info_with(L, check_client(L), 2);
+}
+
+static int client_submit(lua_State *L)
+{
+	cb_client *c = check_client(L);
+	request_ctx ctx;
+	failure f;
+	cb_transfer *t;
+
+	memset(&ctx, 0, sizeof ctx);
+	ctx.kind = REQUEST_RECORD;
+	failure_init(&f, &ctx);
+	if (check_job_id(L, 2, &ctx, &f) != 0 || check_build_no(L, 3, &ctx, &f) != 0)
+		return push_failure(L, &f);
+	t = start_record_request(c, &ctx, &f);
+	if (t == NULL)
+		return push_failure(L, &f);
+	lua_pushinteger(L, (lua_Integer)t->id);
+	return 1;
+}
+
+/* Appends {id =, job_id =, build_no =, record = | message =, err =} for t to the list at idx. */
+static void append_result(lua_State *L, int list, const cb_transfer *t)
+{
+	const request_ctx *ctx = t->user;
+	int entry, n;
+
+	lua_createtable(L, 0, 5);
+	entry = lua_gettop(L);
+	lua_pushinteger(L, (lua_Integer)t->id);
+	lua_setfield(L, entry, "id");
+	if (ctx->kind == REQUEST_RECORD) {
+		lua_pushstring(L, ctx->job_id);
+		lua_setfield(L, entry, "job_id");
+		lua_pushinteger(L, ctx->build_no);
+		lua_setfield(L, entry, "build_no");
+	}
+	n = push_outcome(L, t);
+	if (n == 1) {
+		lua_setfield(L, entry, ctx->kind == REQUEST_RECORD ? "record" : "body");
+	} else {
+		lua_setfield(L, entry, "err");
+		lua_setfield(L, entry, "message");
+		lua_pop(L, 1);
+	}
+	lua_rawseti(L, list, (int)lua_rawlen(L, list) + 1);
+}
+
+static int client_poll(lua_State *L)
+{
+	cb_client *c = check_client(L);
+	lua_Number timeout = luaL_optnumber(L, 2, -1);
+	long timeout_ms = timeout < 0 ? -1 : timeout > 86400000 ? 86400000 : (long)timeout;
+	char err[256];
+	cb_transfer *t;
+	int list;
+
+	if (timeout != timeout)
+		return luaL_argerror(L, 2, "timeout is NaN");
+	if (cb_engine_done_count(c->engine) == 0 && cb_engine_in_flight(c->engine) > 0 &&
+	    cb_engine_run(c->engine, timeout_ms, err, sizeof err) != 0)
+		return luaL_error(L, "codeartsbuild: %s", err);
+	lua_newtable(L);
+	list = lua_gettop(L);
+	while ((t = cb_engine_next_done(c->engine)) != NULL) {
+		append_result(L, list, t);
+		cb_transfer_free(t);
+	}
+	return 1;
+}
+
+static int client_pending(lua_State *L)
+{
+	cb_client *c = check_client(L);
+	lua_pushinteger(L, (lua_Integer)(cb_engine_in_flight(c->engine) + cb_engine_done_count(c->engine)));
+	return 1;
+}
+
+static int client_get(lua_State *L)
+{
+	cb_client *c = check_client(L);
+	cb_kv query[MAX_QUERY_PAIRS];
+	request_ctx ctx;
+	failure f;
+	cb_transfer *t;
+	size_t nquery;
+	int n;
+
+	memset(&ctx, 0, sizeof ctx);
+	ctx.kind = REQUEST_GET;
+	failure_init(&f, &ctx);
+	if (check_path(L, 2, &ctx, &f) != 0)
+		return push_failure(L, &f);
+	nquery = collect_query(L, 3, query);
+	t = start_request(c, lua_tostring(L, 2), query, nquery, &ctx, &f);
+	if (t)
+		t = wait_for(c, t->id, &f);
+	if (t == NULL)
+		return push_failure(L, &f);
+	n = push_outcome(L, t);
+	cb_transfer_free(t);
+	return n;
+}
+
+static int client_close(lua_State *L)
+{
+	cb_client *c = luaL_checkudata(L, 1, CLIENT_MT);
+	client_release(c);
+	return 0;
+}
+
+static int client_tostring(lua_State *L)
+{
+	cb_client *c = luaL_checkudata(L, 1, CLIENT_MT);
+	const cb_config *cfg = &c->cfg;
+
+	if (c->closed) {
+		lua_pushfstring(L, "codeartsbuild.client{closed}: %p", (void *)c);
+		return 1;
+	}
+	lua_pushfstring(L, "codeartsbuild.client{%s, %s", cfg->region ? cfg->region : cfg->host,
+			cfg->token ? "token" : "aksk");
+	if (cfg->ak)
+		lua_pushfstring(L, ", AK=%c%c%c%c****", cfg->ak[0], cfg->ak[1] ? cfg->ak[1] : '*',
+				cfg->ak[1] && cfg->ak[2] ? cfg->ak[2] : '*',
+				cfg->ak[1] && cfg->ak[2] && cfg->ak[3] ? cfg->ak[3] : '*');
+	else
+		lua_pushliteral(L, "");
+	lua_pushstring(L, cfg->insecure ? ", TLS VERIFICATION OFF" : "");
+	lua_pushfstring(L, "}: %p", (void *)c);
+	lua_concat(L, 4);
+	return 1;
+}
+
+/* ---- construction ---- */
+
+static void set_string(lua_State *L, int idx, const char *name, char **slot)
+{
+	size_t len;
+	const char *s;
+
+	if (lua_type(L, idx) != LUA_TSTRING)
+		luaL_error(L, "option '%s' must be a string, got %s", name, luaL_typename(L, idx));
+	s = lua_tolstring(L, idx, &len);
+	free(*slot);
+	*slot = malloc(len + 1);
+	if (*slot == NULL)
+		luaL_error(L, "out of memory");
+	memcpy(*slot, s, len + 1);
+}
+
+static int set_seconds(lua_State *L, int idx, const char *name, long *ms, char *msg, size_t msglen)
+{
+	lua_Number s;
+
+	if (lua_type(L, idx) != LUA_TNUMBER)
+		luaL_error(L, "option '%s' must be a number of seconds, got %s", name, luaL_typename(L, idx));
+	s = lua_tonumber(L, idx);
+	if (!(s > 0 && s <= 86400)) {
+		snprintf(msg, msglen, "option '%s' must be more than 0 and at most 86400 seconds", name);
+		return -1;
+	}
+	*ms = (long)ceil(s * 1000);
+	return 0;
+}
+
+static int set_option(lua_State *L, cb_config *cfg, const char *name, int v, char *msg, size_t msglen)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} strings[] = {
+		{"region", offsetof(cb_config, region)},
+		{"endpoint", offsetof(cb_config, endpoint)},
+		{"ak", offsetof(cb_config, ak)},
+		{"sk", offsetof(cb_config, sk)},
+		{"project_id", offsetof(cb_config, project_id)},
+		{"security_token", offsetof(cb_config, security_token)},
+		{"token", offsetof(cb_config, token)},
+		{"ca_file", offsetof(cb_config, ca_file)},
+		{"user_agent", offsetof(cb_config, user_agent)},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+		if (strcmp(name, strings[i].name) == 0) {
+			set_string(L, v, name, (char **)((char *)cfg + strings[i].offset));
+			return 0;
+		}
+	}
+	if (strcmp(name, "insecure") == 0 || strcmp(name, "allow_http") == 0) {
+		if (lua_type(L, v) != LUA_TBOOLEAN)
+			luaL_error(L, "option '%s' must be a boolean, got %s", name, luaL_typename(L, v));
+		*(name[0] == 'i' ? &cfg->insecure : &cfg->allow_http) = lua_toboolean(L, v);
+		return 0;
+	}
+	if (strcmp(name, "timeout") == 0)
+		return set_seconds(L, v, name, &cfg->timeout_ms, msg, msglen);
+	if (strcmp(name, "connect_timeout") == 0)
+		return set_seconds(L, v, name, &cfg->connect_timeout_ms, msg, msglen);
+	if (strcmp(name, "max_body") == 0) {
+		lua_Number n;
+		if (lua_type(L, v) != LUA_TNUMBER)
+			luaL_error(L, "option 'max_body' must be a number of bytes, got %s", luaL_typename(L, v));
+		n = lua_tonumber(L, v);
+		if (!(n >= 1024 && n <= 1073741824.0)) {
+			snprintf(msg, msglen, "option 'max_body' must be from 1024 to 1073741824 bytes");
+			return -1;
+		}
+		cfg->max_body = (size_t)n;
+		return 0;
+	}
+	return luaL_error(L, "unknown option '%s'", name);
+}
+
+static int read_options(lua_State *L, int opts, cb_config *cfg, char *msg, size_t msglen)
+{
+	int rc = 0;
+
+	lua_pushnil(L);
+	while (lua_next(L, opts) != 0) {
+		if (lua_type(L, -2) != LUA_TSTRING)
+			luaL_error(L, "option names must be strings");
+		if (rc == 0)
+			rc = set_option(L, cfg, lua_tostring(L, -2), lua_gettop(L), msg, msglen);
+		lua_pop(L, 1);
+	}
+	return rc;
+}
+
+static int start_engine(cb_client *c, char *msg, size_t msglen)
+{
+	char agent[128];
+	cb_transport_options t;
+
+	if (c->cfg.user_agent == NULL) {
+		snprintf(agent, sizeof agent, "codeartsbuild-lua/%s libcurl/%s", CB_VERSION,
+			 curl_version_info(CURLVERSION_NOW)->version);
+		c->cfg.user_agent = malloc(strlen(agent) + 1);
+		if (c->cfg.user_agent)
+			memcpy(c->cfg.user_agent, agent, strlen(agent) + 1);
+	}
+	t.timeout_ms = c->cfg.timeout_ms;
+	t.connect_timeout_ms = c->cfg.connect_timeout_ms;
+	t.max_body = c->cfg.max_body;
+	t.ca_file = c->cfg.ca_file;
+	t.insecure = c->cfg.insecure;
+	t.allow_http = strncmp(c->cfg.endpoint, "http://", 7) == 0;
+	t.user_agent = c->cfg.user_agent;
+	if (c->cfg.ak) {
+		c->key = cb_hmac_key_new(c->cfg.sk, strlen(c->cfg.sk));
+		if (c->key == NULL) {
+			snprintf(msg, msglen, "cannot set up HMAC-SHA256 (OpenSSL)");
+			return -1;
+		}
+	}
+	c->engine = cb_engine_new(&t, msg, msglen);
+	return c->engine ? 0 : -1;
+}
+
+/* Pushes a new client configured from the options at opts (0: none) and the environment,
+ * or nil, message, err. Raises on a wrong option type. */
+static int push_new_client(lua_State *L, int opts)
+{
+	char msg[512];
+	failure f;
+	cb_client *c = lua_newuserdata(L, sizeof *c);
+
+	memset(c, 0, sizeof *c);
+	cb_config_init(&c->cfg);
+	c->closed = 1; /* until it is complete; __gc frees whatever was filled in */
+	luaL_setmetatable(L, CLIENT_MT);
+	failure_init(&f, NULL);
+	if (opts && read_options(L, opts, &c->cfg, msg, sizeof msg) != 0) {
+		failure_set(&f, "invalid", "%s", msg);
+	} else if (cb_config_resolve(&c->cfg, msg, sizeof msg) != 0) {
+		failure_set(&f, "config", "%s", msg);
+	} else if (start_engine(c, msg, sizeof msg) != 0) {
+		failure_set(&f, "config", "%s", msg);
+	} else {
+		c->closed = 0;
+		return 1;
+	}
+	client_release(c);
+	return push_failure(L, &f);
+}
+
+static int module_new(lua_State *L)
+{
+	if (!lua_isnoneornil(L, 1))
+		luaL_checktype(L, 1, LUA_TTABLE);
+	return push_new_client(L, lua_isnoneornil(L, 1) ? 0 : 1);
+}
+
+/* The client that module-level calls use, made from the environment on first use. */
+static cb_client *default_client(lua_State *L, int *pushed)
+{
+	cb_client *c;
+
+	lua_rawgeti(L, STATE, S_DEFAULT_CLIENT);
+	c = luaL_testudata(L, -1, CLIENT_MT);
+	if (c && !c->closed)
+		return c;
+	lua_pop(L, 1);
+	*pushed = push_new_client(L, 0);
+	if (*pushed != 1)
+		return NULL;
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, STATE, S_DEFAULT_CLIENT);
+	return luaL_checkudata(L, -1, CLIENT_MT);
+}
+
+static int module_default_client(lua_State *L)
+{
+	int pushed = 1;
+	default_client(L, &pushed);
+	return pushed;
+}
+
+static int module_record_info(lua_State *L)
+{
+	int pushed = 1;
+	cb_client *c;
+
+	/* Check the arguments before anything reads the environment. */
+	if (lua_type(L, 1) != LUA_TSTRING)
+		return luaL_typeerror(L, 1, "string");
+	if (lua_type(L, 2) != LUA_TNUMBER && lua_type(L, 2) != LUA_TSTRING)
+		return luaL_typeerror(L, 2, "number");
+	c = default_client(L, &pushed);
+	if (c == NULL)
+		return pushed;
+	lua_pop(L, 1);
+	return record_info_with(L, c, 1);
+}
+
+/* core.sign{method=, path=, query=, headers=, body=, ak=, sk=}
+ *   -> authorization, canonical_request, string_to_sign, sdk_date */
+static int module_sign(lua_State *L)
+{
+	cb_kv query[MAX_QUERY_PAIRS], headers[64];
+	size_t nquery, nheaders = 0, ak_len, sk_len;
+	cb_sign_input in;
+	cb_sign_output out;
+	const char *error, *sk;
+	char date[CB_SDK_DATE_LEN + 1];
+	int rc;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	memset(&in, 0, sizeof in);
+	memset(&out, 0, sizeof out);
+	lua_getfield(L, 1, "method"); /* 2 */
+	in.method = luaL_optstring(L, 2, "GET");
+	lua_getfield(L, 1, "path"); /* 3 */
+	in.path = luaL_checklstring(L, 3, &in.path_len);
+	lua_getfield(L, 1, "body"); /* 4 */
+	in.body = luaL_optlstring(L, 4, "", &in.body_len);
+	lua_getfield(L, 1, "ak"); /* 5 */
+	in.ak = luaL_checklstring(L, 5, &ak_len);
+	lua_getfield(L, 1, "sk"); /* 6 */
+	sk = luaL_checklstring(L, 6, &sk_len);
+	lua_getfield(L, 1, "headers"); /* 7 */
+	if (!lua_isnil(L, 7)) {
+		luaL_checktype(L, 7, LUA_TTABLE);
+		lua_pushnil(L);
+		while (lua_next(L, 7) != 0) {
+			if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+				return luaL_error(L, "headers: names and values must be strings");
+			if (nheaders == sizeof headers / sizeof headers[0])
+				return luaL_error(L, "headers: too many");
+			headers[nheaders].name = lua_tolstring(L, -2, &headers[nheaders].name_len);
+			headers[nheaders].value = lua_tolstring(L, -1, &headers[nheaders].value_len);
+			nheaders++;
+			lua_pop(L, 1); /* the strings stay referenced by the headers table */
+		}
+	}
+	lua_getfield(L, 1, "query"); /* 8 */
+	nquery = collect_query(L, 8, query);
+	cb_sdk_date(time(NULL), date);
+	in.query = query;
+	in.query_count = nquery;
+	in.headers = headers;
+	in.header_count = nheaders;
+	in.sdk_date = date;
+	in.key = cb_hmac_key_new(sk, sk_len);
+	if (in.key == NULL)
+		return luaL_error(L, "cannot set up HMAC-SHA256 (OpenSSL)");
+	rc = cb_sign(&in, &out, &error);
+	cb_hmac_key_free((cb_hmac_key *)in.key);
+	if (rc != 0) {
+		cb_sign_output_free(&out);
+		return luaL_error(L, "sign: %s", error);
+	}
+	lua_pushlstring(L, out.authorization.data, out.authorization.len);
+	lua_pushlstring(L, out.canonical_request.data, out.canonical_request.len);
+	lua_pushlstring(L, out.string_to_sign.data, out.string_to_sign.len);
+	lua_pushstring(L, out.sdk_date);
+	cb_sign_output_free(&out);
+	return 4;
+}
+
+/* core.error{kind =, message =, ...}: an error value of the same shape as the module's own,
+ * for the Lua layers. */
+static int module_error(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_getfield(L, 1, "kind");
+	luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "kind must be a string");
+	lua_getfield(L, 1, "message");
+	luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "message must be a string");
+	lua_pop(L, 2);
+	lua_pushvalue(L, 1);
+	lua_rawgeti(L, STATE, S_ERROR_MT);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+/* ---- module ---- */
+
+static const luaL_Reg client_methods[] = {
+	{"record_info", client_record_info},
+	{"submit", client_submit},
+	{"poll", client_poll},
+	{"pending", client_pending},
+	{"get", client_get},
+	{"close", client_close},
+	{NULL, NULL},
+};
+
+static const luaL_Reg client_meta[] = {
+	{"__gc", client_close},
+	{"__close", client_close},
+	{"__tostring", client_tostring},
+	{NULL, NULL},
+};
+
+static const luaL_Reg module_functions[] = {
+	{"new", module_new},
+	{"record_info", module_record_info},
+	{"default_client", module_default_client},
+	{"sign", module_sign},
+	{"error", module_error},
+	{NULL, NULL},
+};
+
+/* The decoder: a private lua-cjson instance, so our limits do not change anyone else's. */
+static void push_decoder(lua_State *L)
+{
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "cjson.safe");
+	if (lua_pcall(L, 1, 1, 0) != 0)
+		luaL_error(L, "codeartsbuild.core needs lua-cjson: %s", lua_tostring(L, -1));
+	lua_getfield(L, -1, "new");
+	lua_call(L, 0, 1);
+	lua_getfield(L, -1, "decode_max_depth");
+	lua_pushinteger(L, 64);
+	lua_call(L, 1, 0);
+	lua_getfield(L, -1, "decode_invalid_numbers");
+	lua_pushboolean(L, 0);
+	lua_call(L, 1, 0);
+	lua_getfield(L, -1, "decode");
+	lua_replace(L, -3);
+	lua_pop(L, 1);
+}
+
+static void push_regions(lua_State *L)
+{
+	int i;
+
+	lua_newtable(L);
+	for (i = 0; cb_known_regions[i]; i++) {
+		lua_pushstring(L, cb_known_regions[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+}
+
+CB_EXPORT int luaopen_codeartsbuild_core(lua_State *L)
+{
+	static int curl_ready = 0;
+	int state;
+
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return luaL_error(L, "codeartsbuild.core: libcurl failed to initialise");
+		curl_ready = 1;
+	}
+	lua_createtable(L, S_SLOTS, 0);
+	state = lua_gettop(L);
+	push_decoder(L);
+	lua_rawseti(L, state, S_DECODE);
+	cb_record_push_tables(L);
+	lua_rawseti(L, state, S_RECORD_MT);
+	lua_rawseti(L, state, S_RECORD_KEYS);
+	lua_rawseti(L, state, S_RECORD_NAMES);
+	lua_createtable(L, 0, 2);
+	lua_pushliteral(L, "codeartsbuild.error");
+	lua_setfield(L, -2, "__name");
+	lua_pushcfunction(L, error_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_rawseti(L, state, S_ERROR_MT);
+
+	luaL_newmetatable(L, CLIENT_MT);
+	lua_pushvalue(L, state);
+	luaL_setfuncs(L, client_meta, 1);
+	luaL_newlibtable(L, client_methods);
+	lua_pushvalue(L, state);
+	luaL_setfuncs(L, client_methods, 1);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "__index");
+	lua_pushliteral(L, CLIENT_MT);
+	lua_setfield(L, -3, "__name");
+	/* stack: state, metatable, methods */
+
+	luaL_newlibtable(L, module_functions);
+	lua_pushvalue(L, state);
+	luaL_setfuncs(L, module_functions, 1);
+	lua_pushvalue(L, -2);
+	lua_setfield(L, -2, "client_methods");
+	lua_rawgeti(L, state, S_RECORD_MT);
+	lua_setfield(L, -2, "record_metatable");
+	push_regions(L);
+	lua_setfield(L, -2, "regions");
+	lua_pushliteral(L, CB_VERSION);
+	lua_setfield(L, -2, "version");
+	return 1;
+}

@@ -1,0 +1,36 @@
+/* Response envelopes and record normalisation: what comes back from the service, made into
+ * the tables users see (canonical camelCase keys, integers, no JSON nulls). */
+#ifndef CODEARTSBUILD_RECORD_H
+#define CODEARTSBUILD_RECORD_H
+
+#include <stddef.h>
+#include <lua.h>
+
+#define CB_RECORD_FIELDS 33
+
+/* Pushes the record metatable (shared by every record) and the key tables normalisation needs:
+ * after the call the stack has, from bottom to top, names (both spellings -> field index),
+ * camel keys (field index -> key) and the metatable. */
+void cb_record_push_tables(lua_State *L);
+
+/* Turns the decoded `result` object at idx into a record and pushes it. The key tables and the
+ * metatable are at names_idx, keys_idx, mt_idx. On a value that cannot be made into a record
+ * field, pushes nothing and returns -1 with a message. */
+int cb_record_push(lua_State *L, int idx, int names_idx, int keys_idx, int mt_idx, char *msg, size_t msglen);
+
+/* Tidies a decoded JSON table at idx, recursively: JSON nulls (the decoder's light userdata
+ * NULL) are removed, and on Lua 5.3+ integral numbers become integers. */
+void cb_tidy_json(lua_State *L, int idx);
+
+int cb_is_json_null(lua_State *L, int idx);
+
+/* The API's verdict on a decoded 2xx body at idx: 0 when it reports success, 1 when it
+ * reports failure (v3 success:false, v1/v4 status:"fail"), with the service's code and
+ * message copied out. */
+int cb_envelope_failed(lua_State *L, int idx, char *code, size_t codelen, char *message, size_t msglen);
+
+/* Reads an error code and message from an error body at idx, in any of the shapes the
+ * service and its gateway use. Leaves a field empty when the body has none. */
+void cb_error_fields(lua_State *L, int idx, char *code, size_t codelen, char *message, size_t msglen);
+
+#endif

@@ -1,0 +1,41 @@
+--- codeartsbuild: Huawei Cloud CodeArts Build records for Lua.
+--
+-- The C core (`codeartsbuild.core`) does the HTTP, the signing and the decoding; this module
+-- is the face users require. Failures return `nil, message, err` (see README, "Errors").
+--
+--     local cb = require "codeartsbuild"
+--     local rec = assert(cb.record_info("cb5fa20de5fd4cf8be681d4bd6fdd2f6", 61))
+--     print(rec)  --> #61 SUCCESS master c2be53c MANUAL 52.3s 2022-09-09 06:31
+local core = require "codeartsbuild.core"
+
+local M = {
+  _VERSION = core.version,
+  --- The core module, for what this face does not wrap.
+  core = core,
+  --- Regions with a known endpoint.
+  regions = core.regions,
+}
+
+--- A client: `cb.new{ region =, endpoint =, ak =, sk =, project_id =, security_token =, token =,
+-- ca_file =, insecure =, allow_http =, timeout =, connect_timeout =, max_body =, user_agent = }`.
+-- Options left out come from the environment. Returns the client, or `nil, message, err`.
+M.new = core.new
+
+--- `cb.record_info(job_id, build_no)` on a client made from the environment on first use.
+M.record_info = core.record_info
+
+--- The client module-level calls use (made from the environment), or `nil, message, err`.
+M.default_client = core.default_client
+
+--- `cb.sign{ method =, path =, query =, headers =, body =, ak =, sk = }` returns the
+-- Authorization value, the canonical request, the string to sign and the X-Sdk-Date used.
+M.sign = core.sign
+
+local error_metatable = getmetatable(core.error{ kind = "invalid", message = "" })
+
+--- True when `err` is an error value of this module (of any kind, or of the given kind).
+function M.is_error(err, kind)
+  return type(err) == "table" and getmetatable(err) == error_metatable and (kind == nil or err.kind == kind)
+end
+
+return M

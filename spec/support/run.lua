@@ -1,0 +1,69 @@
+-- Running things in child processes from the specs: shell quoting, capturing output and exit
+-- status, and a fresh Lua interpreter (of the version running the specs) with a clean environment.
+local M = {}
+
+M.version = rawget(_G, "jit") and "luajit" or _VERSION:match("%d+%.%d+")
+M.lua = M.version == "luajit" and "luajit" or "lua" .. M.version
+
+function M.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- Runs a shell command; returns its output (stdout and stderr) and exit status.
+function M.capture(command)
+  local p = assert(io.popen("(" .. command .. ") 2>&1; echo \"__status=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local status = tonumber(out:match("__status=(%d+)%s*$"))
+  return (out:gsub("__status=%d+%s*$", "")), status
+end
+
+local function cwd()
+  local p = assert(io.popen("pwd"))
+  local dir = p:read("*l")
+  p:close()
+  return dir
+end
+
+--- Runs Lua code in a new interpreter whose environment holds only `env` (plus PATH, a HOME
+-- that is an empty temporary folder unless env.HOME is given, and paths to this checkout).
+-- Returns output and exit status.
+function M.lua_code(code, env)
+  local root = cwd()
+  local vars = {
+    PATH = os.getenv("PATH"),
+    LUA_PATH = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/?.lua;;",
+    LUA_CPATH = root .. "/build/" .. M.version .. "/?.so;;",
+  }
+  local home
+  if not (env and env.HOME) then
+    home = os.tmpname()
+    os.remove(home)
+    assert(os.execute("mkdir -p " .. M.quote(home)))
+    vars.HOME = home
+  end
+  for k, v in pairs(env or {}) do vars[k] = v end
+  local words = { "env", "-i" }
+  for k, v in pairs(vars) do words[#words + 1] = M.quote(k .. "=" .. v) end
+  words[#words + 1] = M.lua
+  words[#words + 1] = "-e"
+  words[#words + 1] = M.quote(code)
+  local out, status = M.capture(table.concat(words, " "))
+  if home then os.execute("rm -rf " .. M.quote(home)) end
+  return out, status
+end
+
+function M.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. M.quote(dir)))
+  return dir
+end
+
+function M.write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+return M
