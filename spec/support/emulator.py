@@ -1,0 +1,1441 @@
+#!/usr/bin/env python3
+"""CodeArts Build API emulator for the codeartsbuild test-suite.
+
+A small HTTP(S) server, Python 3.9+ standard library only, that plays the Huawei Cloud CodeArts Build
+service on 127.0.0.1 so that tests, examples, demos and benchmarks never need the real cloud:
+
+* authentication: ``X-Auth-Token`` or an SDK-HMAC-SHA256 ``Authorization`` header, verified with this
+  file's own signer (checked against the published vectors by ``--check-vectors``), the 15-minute
+  ``X-Sdk-Date`` window, temporary credentials with ``X-Security-Token``, and ``X-Project-Id``;
+* the APIs: v3/v4/v1 record-info, v1 running-status, v3 history and v3 status, answered from a seeded,
+  deterministic data set (five jobs, records generated on demand) in camelCase or snake_case spelling;
+* fault injection and counters through control paths under ``/__emulator/`` (no authentication).
+
+Command line::
+
+    python3 emulator.py [--port 0] [--ready-file PATH] [--tls-cert PEM --tls-key PEM]
+                        [--spelling camel|snake] [--seed N] [--parent-pid PID]
+                        [--max-lifetime SECONDS] [--clock-offset SECONDS] [--retire-v3]
+                        [--quiet] [--log]
+    python3 emulator.py --check-vectors FILE
+    python3 emulator.py --make-certs DIR
+
+Once listening, the server writes ``{"port", "pid", "scheme", "url"}`` as JSON to the ready file
+(atomically) and as one line on stdout. It stops on SIGTERM/SIGINT, when the ``--parent-pid`` process is
+gone, or after ``--max-lifetime`` seconds (default 3600; 0 means no limit). Credentials come only from
+the environment (EMU_AK, EMU_SK, EMU_TEMP_AK, EMU_TEMP_SK, EMU_SECURITY_TOKEN, EMU_TOKEN, EMU_PROJECT_ID;
+defaults below) and are never printed. Traffic is not logged unless ``--log`` is given (and ``--quiet``
+is not); a log line holds the request line and status, never a header.
+
+``--check-vectors FILE`` checks the signer against a vectors file and exits 0 only when every expected
+value matches. ``--make-certs DIR`` makes test certificates with the ``openssl`` CLI (see
+``make_certs``) and prints their paths as JSON.
+
+An API request is answered in this order: fault rules (see ``FaultRule``); unknown path or retired v3
+(404 APIGW.0101); method (405); authentication (401 APIGW.0301, 403 APIGW.0306); path and query
+parameters (400 CB.00060200); data (404 CB.00062001 or 200). Every response carries a fresh
+``X-Request-Id``.
+
+Control paths (no authentication, JSON in and out):
+
+* ``GET /__emulator/stats``: ``requests`` (API requests), ``connections`` (TCP connections that carried
+  at least one API request), ``accepted`` (every accepted connection, control ones too), ``active``,
+  ``peak_concurrency``, ``by_status``, ``by_path_kind``, ``last`` (method, path, query and the headers
+  of the last API request, as received); all since the last reset.
+* ``POST /__emulator/reset``: clear the counters and the fault rules.
+* ``GET|POST|DELETE /__emulator/faults``: list, append (``{"rules": [...]}``) or clear fault rules.
+* ``GET /__emulator/record/{job_id}/{build_no}``: the ``result`` object v3 would send.
+* ``GET /__emulator/jobs``: the data set's jobs.
+
+``sign_request_headers`` signs a request as the SDKs do, for tests and demos without the client.
+"""
+
+import argparse
+import calendar
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import namedtuple
+from http import HTTPStatus
+from urllib.parse import quote, unquote
+
+# --------------------------------------------------------------------------------------------------
+# Credentials
+
+DEFAULT_CREDENTIALS = {
+    "EMU_AK": "EMUAKQTWAOYTTINDUT2Q",
+    "EMU_SK": "emuSKMFyfvK41ba2giqM7Uio6PznpdUKGpownRZl",
+    "EMU_TEMP_AK": "EMUTMPAKZX8GH2KLP0QWE",
+    "EMU_TEMP_SK": "emuTempSKa8f7e6d5c4b3a29180fedcba98765",
+    "EMU_SECURITY_TOKEN": "emuSecurityTokenQ29kZUFydHNCdWlsZFRlbXA",
+    "EMU_TOKEN": "emuIamTokenMIIEXAYJKoZIhvcNAQcCoIIETTCCBEkCAQEx",
+    "EMU_PROJECT_ID": "0b2e8d6c1f4a4e3d9c7b5a3f1e2d4c6b",
+}
+
+
+def same_secret(given, expected):
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+class Credentials:
+    """The emulator's credentials. Deliberately has no __repr__ showing the values."""
+
+    def __init__(self, environ):
+        def get(name):
+            return environ.get(name) or DEFAULT_CREDENTIALS[name]
+
+        self.ak = get("EMU_AK")
+        self.sk = get("EMU_SK")
+        self.temp_ak = get("EMU_TEMP_AK")
+        self.temp_sk = get("EMU_TEMP_SK")
+        self.security_token = get("EMU_SECURITY_TOKEN")
+        self.token = get("EMU_TOKEN")
+        self.project_id = get("EMU_PROJECT_ID")
+
+    def __repr__(self):
+        return "<Credentials (hidden)>"
+
+    def secret_key_for(self, access_key):
+        """(sk, needs_security_token) for a known access key, else None."""
+        if same_secret(access_key, self.ak):
+            return self.sk, False
+        if same_secret(access_key, self.temp_ak):
+            return self.temp_sk, True
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# SDK-HMAC-SHA256 signer (API-NOTES section 4)
+
+ALGORITHM = "SDK-HMAC-SHA256"
+DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+DATE_WINDOW_SECONDS = 15 * 60
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+
+
+def sha256_hex(data):
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def uri_encode(text):
+    """Percent-encode UTF-8 bytes, keeping only A-Za-z0-9-_.~ (upper-case %XX, space is %20)."""
+    return quote(text.encode("utf-8"), safe="")
+
+
+def canonical_uri(path):
+    """Each (decoded) path segment encoded, joined with '/', with a '/' appended."""
+    uri = "/".join(uri_encode(segment) for segment in unquote(path).split("/"))
+    return uri if uri.endswith("/") else uri + "/"
+
+
+def parse_query(raw_query):
+    """A raw query string as received -> list of decoded (key, value); '+' stays a literal plus."""
+    pairs = []
+    for part in raw_query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((unquote(key), unquote(value)))
+    return pairs
+
+
+def canonical_query(pairs):
+    encoded = sorted((uri_encode(key), uri_encode(value)) for key, value in pairs)
+    return "&".join("%s=%s" % pair for pair in encoded)
+
+
+def canonical_request(method, path, query_pairs, headers, signed_headers, payload_hash):
+    """headers maps lower-case names to values; signed_headers is the list in the declared order."""
+    header_block = "".join("%s:%s\n" % (name, headers[name].strip()) for name in signed_headers)
+    return "\n".join([method.upper(), canonical_uri(path), canonical_query(query_pairs), header_block,
+                      ";".join(signed_headers), payload_hash])
+
+
+def string_to_sign(canonical, sdk_date):
+    return "%s\n%s\n%s" % (ALGORITHM, sdk_date, sha256_hex(canonical))
+
+
+def hmac_signature(sk, text):
+    return hmac.new(sk.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def authorization_value(ak, signed_headers, signature):
+    return "%s Access=%s, SignedHeaders=%s, Signature=%s" % (ALGORITHM, ak, ";".join(signed_headers), signature)
+
+
+def compute_signature(sk, method, path, query_pairs, headers, signed_headers, payload_hash):
+    """-> (canonical request, string to sign, signature); headers must hold x-sdk-date."""
+    canonical = canonical_request(method, path, query_pairs, headers, signed_headers, payload_hash)
+    to_sign = string_to_sign(canonical, headers["x-sdk-date"])
+    return canonical, to_sign, hmac_signature(sk, to_sign)
+
+
+_AUTHORIZATION_RE = re.compile(
+    r"^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9A-Fa-f]+)\s*$")
+
+
+def parse_authorization(value):
+    """-> (access key, [signed header names], signature) or None when malformed."""
+    match = _AUTHORIZATION_RE.match(value or "")
+    if not match:
+        return None
+    return match.group(1), match.group(2).split(";"), match.group(3)
+
+
+def sign_request_headers(method, url, ak, sk, headers=None, body=b"", sdk_date=None):
+    """Sign a request the way the official SDKs do; returns the headers to send (a new dict).
+
+    For tests and demos that need a signed request without the client library. Signs every given
+    header whose name has no '_', plus Host and X-Sdk-Date (added when missing).
+    """
+    scheme_sep = url.index("://") + 3
+    host_end = url.find("/", scheme_sep)
+    host = url[scheme_sep:] if host_end < 0 else url[scheme_sep:host_end]
+    target = "/" if host_end < 0 else url[host_end:]
+    path, _, raw_query = target.partition("?")
+    result = dict(headers or {})
+    lower = {name.lower(): value for name, value in result.items()}
+    if "host" not in lower:
+        result["Host"] = lower["host"] = host
+    if "x-sdk-date" not in lower:
+        date = sdk_date or time.strftime(DATE_FORMAT, time.gmtime())
+        result["X-Sdk-Date"] = lower["x-sdk-date"] = date
+    signed = sorted(name for name in lower if "_" not in name)
+    _, _, signature = compute_signature(sk, method, path, parse_query(raw_query), lower, signed,
+                                        sha256_hex(body))
+    result["Authorization"] = authorization_value(ak, signed, signature)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# --check-vectors
+
+VECTOR_INPUT_KEYS = {"id", "source", "about", "note", "ak", "sk", "method", "path", "query", "headers",
+                     "body", "signed_headers"}
+VECTOR_EXPECTED_KEYS = ("payload_sha256", "canonical_request", "canonical_request_sha256", "string_to_sign",
+                        "signature", "authorization")
+
+
+def raw_query_string(pairs):
+    return "&".join("%s=%s" % (uri_encode(k), uri_encode(v)) for k, v in pairs)
+
+
+def check_signing_vector(vector):
+    """-> list of problems (empty when every expected value in the vector matches)."""
+    problems = ["unknown field %r (not checked)" % key
+                for key in sorted(set(vector) - VECTOR_INPUT_KEYS - set(VECTOR_EXPECTED_KEYS))]
+    expected_keys = [key for key in VECTOR_EXPECTED_KEYS if key in vector]
+    if not expected_keys:
+        problems.append("no expected values")
+    headers = {name.lower(): value for name, value in vector.get("headers", {}).items()}
+    signed = vector.get("signed_headers") or sorted(name for name in headers if "_" not in name)
+    # The query goes through the server's own parser, as a received request's would.
+    query_pairs = parse_query(raw_query_string(vector.get("query", [])))
+    payload_hash = sha256_hex(vector.get("body", ""))
+    canonical, to_sign, signature = compute_signature(vector["sk"], vector["method"], vector["path"],
+                                                      query_pairs, headers, signed, payload_hash)
+    actual = {
+        "payload_sha256": payload_hash,
+        "canonical_request": canonical,
+        "canonical_request_sha256": sha256_hex(canonical),
+        "string_to_sign": to_sign,
+        "signature": signature,
+        "authorization": authorization_value(vector["ak"], signed, signature),
+    }
+    for key in expected_keys:
+        if actual[key] != vector[key]:
+            problems.append("%s differs: expected %r, got %r" % (key, vector[key], actual[key]))
+    return problems
+
+
+def check_canonical_query_vector(section):
+    params = [tuple(pair) for pair in section["params"]]
+    expected = section["expected"]
+    problems = []
+    direct = canonical_query(params)
+    if direct != expected:
+        problems.append("expected %r, got %r" % (expected, direct))
+    received = canonical_query(parse_query(raw_query_string(params)))
+    if received != expected:
+        problems.append("after parsing as a received query: expected %r, got %r" % (expected, received))
+    return problems
+
+
+def check_vectors(path):
+    """Print one line per vector and a summary; return the exit status."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    results = []
+    for index, vector in enumerate(data.get("vectors", [])):
+        name = vector.get("id", "#%d" % (index + 1))
+        try:
+            results.append((name, check_signing_vector(vector)))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            results.append((name, ["cannot evaluate vector: %s: %s" % (type(err).__name__, err)]))
+    if "canonical_query" in data:
+        try:
+            results.append(("canonical_query", check_canonical_query_vector(data["canonical_query"])))
+        except (KeyError, TypeError, ValueError) as err:
+            results.append(("canonical_query", ["cannot evaluate: %s: %s" % (type(err).__name__, err)]))
+    failed = 0
+    for name, problems in results:
+        if problems:
+            failed += 1
+            print("FAIL %s: %s" % (name, "; ".join(problems)))
+        else:
+            print("ok %s" % name)
+    print("vectors: %d ok, %d failed" % (len(results) - failed, failed))
+    return 0 if results and not failed else 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Test certificates (--make-certs)
+
+CERT_FILES = {
+    "ca": "ca.pem", "ca_key": "ca.key",
+    "server_cert": "server.pem", "server_key": "server.key",
+    "expired_cert": "expired.pem", "expired_key": "expired.key",
+    "wronghost_cert": "wronghost.pem", "wronghost_key": "wronghost.key",
+    "other_ca": "other-ca.pem", "other_ca_key": "other-ca.key",
+    "other_cert": "other.pem", "other_key": "other.key",
+}
+LOCAL_SAN = "IP:127.0.0.1,DNS:localhost"
+
+_REQ_CONFIG = """[req]
+distinguished_name = dn
+x509_extensions = v3_ca
+prompt = no
+[dn]
+CN = placeholder
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+"""
+_CA_CONFIG = """[ca]
+default_ca = emu
+[emu]
+database = {db}/index.txt
+new_certs_dir = {db}
+serial = {db}/serial
+default_md = sha256
+policy = any_cn
+unique_subject = no
+[any_cn]
+commonName = supplied
+"""
+_SERVER_EXTENSIONS = """basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = {san}
+"""
+
+
+class CertError(Exception):
+    pass
+
+
+def _openssl(*args):
+    proc = subprocess.run(("openssl",) + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, check=False)
+    if proc.returncode != 0:
+        raise CertError("openssl %s failed (exit %d):\n%s"
+                        % (args[0], proc.returncode, proc.stdout.decode("utf-8", "replace")))
+
+
+def make_certs(directory):
+    """Make a test PKI in directory with the openssl CLI; return {name: path} (see CERT_FILES).
+
+    ca/ca_key: the test CA. server_cert/server_key: SAN IP:127.0.0.1 and DNS:localhost.
+    expired_cert/expired_key: same CA and SAN, valid only in January 2020. wronghost_cert/wronghost_key:
+    same CA, SAN DNS:wrong.example only. other_ca (+ other_ca_key) and other_cert/other_key: a second
+    CA and a server certificate (local SAN) it issued. Keys are EC P-256, unencrypted.
+    """
+    os.makedirs(directory, exist_ok=True)
+    paths = {name: os.path.join(directory, file) for name, file in CERT_FILES.items()}
+    work = tempfile.mkdtemp(prefix=".openssl-", dir=directory)
+    try:
+        req_config = os.path.join(work, "req.cnf")
+        with open(req_config, "w") as handle:
+            handle.write(_REQ_CONFIG)
+        key_options = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+
+        def new_ca(cert, key, name):
+            _openssl("req", "-config", req_config, "-x509", *key_options, "-keyout", key, "-out", cert,
+                     "-days", "3650", "-subj", "/CN=" + name)
+            db = os.path.join(work, os.path.basename(cert) + ".db")
+            os.mkdir(db)
+            open(os.path.join(db, "index.txt"), "w").close()
+            with open(os.path.join(db, "serial"), "w") as handle:
+                handle.write("1%015x\n" % secrets.randbits(60))
+            config = os.path.join(db, "ca.cnf")
+            with open(config, "w") as handle:
+                handle.write(_CA_CONFIG.format(db=db))
+            return cert, key, config
+
+        def issue(ca, cert, key, san, validity):
+            ca_cert, ca_key, ca_config = ca
+            csr = os.path.join(work, os.path.basename(cert) + ".csr")
+            extensions = os.path.join(work, os.path.basename(cert) + ".ext")
+            with open(extensions, "w") as handle:
+                handle.write(_SERVER_EXTENSIONS.format(san=san))
+            _openssl("req", "-config", req_config, "-new", *key_options, "-keyout", key, "-out", csr,
+                     "-subj", "/CN=" + san.split(",")[-1].split(":", 1)[1])
+            _openssl("ca", "-batch", "-config", ca_config, "-cert", ca_cert, "-keyfile", ca_key, "-notext",
+                     "-in", csr, "-out", cert, "-extfile", extensions, *validity)
+
+        valid = ("-days", "3650")
+        ca = new_ca(paths["ca"], paths["ca_key"], "codeartsbuild emulator test CA")
+        other_ca = new_ca(paths["other_ca"], paths["other_ca_key"], "codeartsbuild emulator other CA")
+        issue(ca, paths["server_cert"], paths["server_key"], LOCAL_SAN, valid)
+        issue(ca, paths["expired_cert"], paths["expired_key"], LOCAL_SAN,
+              ("-startdate", "20200101000000Z", "-enddate", "20200131000000Z"))
+        issue(ca, paths["wronghost_cert"], paths["wronghost_key"], "DNS:wrong.example", valid)
+        issue(other_ca, paths["other_cert"], paths["other_key"], LOCAL_SAN, valid)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------
+# The data set
+
+Job = namedtuple("Job", "job_id name builds gap_every running_status mean_gap_seconds repo_name")
+
+JOBS = (
+    Job("cb5fa20de5fd4cf8be681d4bd6fdd2f6", "reference", 1200, 0, True, 3 * 3600, "APITest-Python-02"),
+    Job("b3c3fbb0cc0a4b388cb500b807a42334", "second", 1000, 0, True, 4 * 3600, "web-portal"),
+    # 100000 builds a few hours apart would reach 2060; ten minutes keeps them in 2024-2025.
+    Job("0123456789abcdef0123456789abcdef", "big", 100000, 0, True, 600, "monorepo"),
+    Job("aaaabbbbccccddddeeeeffff00001111", "gaps", 1000, 7, True, 3 * 3600, "payment-gateway"),
+    Job("f00df00df00df00df00df00df00df00d", "no_status", 500, 0, False, 5 * 3600, "legacy-tools"),
+)
+JOBS_BY_ID = {job.job_id: job for job in JOBS}
+
+FIELDS = (
+    ("id", "id"), ("buildProjectId", "build_project_id"), ("buildRecordId", "build_record_id"),
+    ("parentRecordId", "parent_record_id"), ("devcloudProjectId", "devcloud_project_id"),
+    ("codeciJobId", "codeci_job_id"), ("userId", "user_id"), ("buildNo", "build_no"),
+    ("dailyBuildNum", "daily_build_num"), ("executionId", "execution_id"), ("repoName", "repo_name"),
+    ("repoId", "repo_id"), ("branch", "branch"), ("tag", "tag"), ("commit", "commit"),
+    ("commitMessage", "commit_message"), ("commitCreateTime", "commit_create_time"),
+    ("triggerType", "trigger_type"), ("buildType", "build_type"), ("status", "status"),
+    ("domainId", "domain_id"), ("createTime", "create_time"), ("scheduleTime", "schedule_time"),
+    ("queuedTime", "queued_time"), ("startTime", "start_time"), ("runnableTime", "runnable_time"),
+    ("finishTime", "finish_time"), ("duration", "duration"), ("recordStatus", "record_status"),
+    ("usePrivateSlave", "use_private_slave"), ("region", "region"), ("errMsg", "err_msg"),
+    ("buildConfigType", "build_config_type"),
+)
+FIRST_BUILD_EPOCH = calendar.timegm((2024, 1, 1, 0, 0, 0))
+
+BRANCHES = (("master", 45), ("main", 15), ("develop", 25), ("feature/login", 15))
+TRIGGER_TYPES = (("MANUAL", 30), ("TIMED_EXECUTION", 20), ("CODEHUB_TRIGGER", 40), ("PIPELINE_TRIGGER", 10))
+BUILD_TYPES = (("branch", 85), ("tag", 8), ("commitId", 7))
+FINISHED_STATUSES = (("SUCCESS", 82), ("FAILED", 14), ("ABORTED", 4))
+COMMIT_MESSAGES = (
+    "init", "fix flaky unit test", "update dependencies", "refactor build scripts", "add login page",
+    "bump version", "speed up CI cache", "docs: update README", "fix NPE in request parser",
+    "修复构建", "更新依赖版本", "café: menu page", "Überarbeitung der Konfiguration",
+    "Merge branch 'develop' into master", "add health check endpoint", "remove dead code",
+)
+QUOTING_COMMIT_MESSAGES = (
+    'fix "quoted" arguments in deploy script', "escape backslash in C:\\build\\out path",
+    'handle \\"nested\\" quotes',
+)
+ERROR_MESSAGES = (
+    "Build step 'Maven build' failed: exit code 1", "npm ERR! code ELIFECYCLE",
+    "单元测试失败: 3 tests failed", "docker push failed: unauthorized",
+    "Timeout: build exceeded 1800 s",
+)
+
+
+def format_time(epoch_seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(epoch_seconds))
+
+
+class DataSet:
+    """Deterministic build records, each generated on demand from (seed, job, build number)."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    # hash-based generator -------------------------------------------------------------------------
+    def _digest(self, *parts):
+        text = "|".join(str(part) for part in (self.seed,) + parts)
+        return hashlib.sha256(text.encode("utf-8")).digest()
+
+    def _unit(self, *parts):
+        """A float in [0, 1)."""
+        return int.from_bytes(self._digest(*parts)[:7], "big") / float(1 << 56)
+
+    def _hex(self, length, *parts):
+        return self._digest(*parts).hex()[:length]
+
+    def _uuid(self, *parts):
+        h = self._hex(32, *parts)
+        return "%s-%s-4%s-%s%s-%s" % (h[:8], h[8:12], h[13:16], "89ab"[int(h[16], 16) % 4], h[17:20], h[20:32])
+
+    def _pick(self, options, *parts):
+        return options[int(self._unit(*parts) * len(options))]
+
+    def _weighted(self, weighted, *parts):
+        point = self._unit(*parts) * sum(weight for _, weight in weighted)
+        for value, weight in weighted:
+            if point < weight:
+                return value
+            point -= weight
+        return weighted[-1][0]
+
+    # the jobs ------------------------------------------------------------------------------------
+    @staticmethod
+    def exists(job, build_no):
+        if build_no < 1 or build_no > job.builds:
+            return False
+        return not (job.gap_every and build_no % job.gap_every == 0)
+
+    def start_epoch(self, job, build_no):
+        """Start times grow strictly with n: base + (n-1)*gap + jitter, jitter in [0, 0.8*gap)."""
+        if build_no == 1:
+            return FIRST_BUILD_EPOCH
+        jitter = int(self._unit(job.job_id, build_no, "start") * job.mean_gap_seconds * 0.8)
+        return FIRST_BUILD_EPOCH + (build_no - 1) * job.mean_gap_seconds + jitter
+
+    def daily_build_num(self, job, build_no, start):
+        """'YYYYMMDD.k': k counts this job's builds started that (UTC) day, up to this one."""
+        day = time.gmtime(start)[:3]
+        count, previous = 1, build_no - 1
+        while previous >= 1 and time.gmtime(self.start_epoch(job, previous))[:3] == day:
+            count, previous = count + 1, previous - 1
+        return "%04d%02d%02d.%d" % (day + (count,))
+
+    def record(self, job, build_no):
+        """The record as a dict keyed by camelCase names (duration an int of ms), or None."""
+        if not self.exists(job, build_no):
+            return None
+        jid, n = job.job_id, build_no
+        running = n == job.builds
+        status = "RUNNING" if running else self._weighted(FINISHED_STATUSES, jid, n, "status")
+        start = self.start_epoch(job, n)
+        created = start - 1 - int(self._unit(jid, n, "queue") * 40)
+        duration_ms = None
+        if not running:
+            shortest, spread = (5000, 600000) if status == "ABORTED" else (20000, 1780000)
+            duration_ms = shortest + int(self._unit(jid, n, "duration") ** 2 * spread)
+        build_type = self._weighted(BUILD_TYPES, jid, n, "build_type")
+        trigger = self._weighted(TRIGGER_TYPES, jid, n, "trigger")
+        if self._unit(jid, n, "quoting") < 0.02:
+            message = self._pick(QUOTING_COMMIT_MESSAGES, jid, n, "message")
+        else:
+            message = self._pick(COMMIT_MESSAGES, jid, n, "message")
+        return {
+            "id": self._uuid(jid, n, "id"),
+            "buildProjectId": self._uuid(jid, "build_project"),
+            "buildRecordId": self._uuid(jid, n, "build_record"),
+            "parentRecordId": self._uuid(jid, n, "parent") if trigger == "PIPELINE_TRIGGER" else None,
+            "devcloudProjectId": self._hex(32, jid, "devcloud_project"),
+            "codeciJobId": jid,
+            "userId": self._hex(32, jid, "user", int(self._unit(jid, n, "user") * 4)),
+            "buildNo": n,
+            "dailyBuildNum": self.daily_build_num(job, n, start),
+            "executionId": "j_" + "".join(self._pick("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+                                                     jid, n, "execution", i) for i in range(8)),
+            "repoName": job.repo_name,
+            "repoId": 500000 + int(self._unit(jid, "repo") * 400000),
+            "branch": self._weighted(BRANCHES, jid, n, "branch"),
+            "tag": "v1.%d.%d" % (n // 100, n % 100) if build_type == "tag" else None,
+            "commit": self._hex(40, jid, n, "commit"),
+            "commitMessage": message,
+            "commitCreateTime": format_time(created - 60 - int(self._unit(jid, n, "commit_age") * 3 * 86400)),
+            "triggerType": trigger,
+            "buildType": build_type,
+            "status": status,
+            "domainId": self._hex(32, "domain"),
+            "createTime": format_time(created),
+            "scheduleTime": format_time(created),
+            "queuedTime": format_time(created + 1),
+            "startTime": format_time(start),
+            "runnableTime": format_time(created),
+            "finishTime": None if running else format_time(start + duration_ms // 1000),
+            "duration": duration_ms,
+            "recordStatus": "COMPLETED" if not running and self._unit(jid, n, "record_status") < 0.5 else None,
+            "usePrivateSlave": 1 if self._unit(jid, n, "private_slave") < 0.1 else 0,
+            "region": "cn-north-4",
+            "errMsg": self._pick(ERROR_MESSAGES, jid, n, "error") if status == "FAILED" else None,
+            "buildConfigType": "YAML" if self._unit(jid, "config_type") < 0.5 else "ACTION",
+        }
+
+    def history(self, job, offset, limit, interval_days):
+        """(page of history entries, total): builds started within interval days of the newest one."""
+        cutoff = self.start_epoch(job, job.builds) - interval_days * 86400
+        numbers, n = [], job.builds
+        while n >= 1 and self.start_epoch(job, n) >= cutoff:
+            if self.exists(job, n):
+                numbers.append(n)
+            n -= 1
+        page = []
+        for number in numbers[offset * limit:(offset + 1) * limit]:
+            record = self.record(job, number)
+            page.append({
+                "record_id": record["id"], "job_id": job.job_id, "build_number": number,
+                "start_time": record["startTime"], "end_time": record["finishTime"], "result": record["status"],
+            })
+        return page, len(numbers)
+
+
+def render_record(record, spelling, api):
+    """The record as the API sends it: key spelling, repoId type, duration float (v3) or int."""
+    out = {}
+    for camel, snake in FIELDS:
+        value = record[camel]
+        if camel == "repoId" and spelling == "snake" and value is not None:
+            value = str(value)
+        elif camel == "duration" and value is not None:
+            value = float(value) if api == "v3" else int(value)
+        out[snake if spelling == "snake" else camel] = value
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Routes and error bodies
+
+Route = namedtuple("Route", "kind api job_id build_no")
+
+API_ROUTES = (
+    (re.compile(r"^/v3/jobs/([^/]+)/([^/]+)/record-info$"), "record-info", "v3"),
+    (re.compile(r"^/v4/jobs/([^/]+)/([^/]+)/record-info$"), "record-info", "v4"),
+    (re.compile(r"^/v1/record/([^/]+)/([^/]+)/record-info$"), "record-info", "v1"),
+    (re.compile(r"^/v1/job/([^/]+)/running-status$"), "running-status", "v1"),
+    (re.compile(r"^/v3/jobs/([^/]+)/history$"), "history", "v3"),
+    (re.compile(r"^/v3/jobs/([^/]+)/status$"), "status", "v3"),
+)
+PATH_KINDS = ("record-info", "running-status", "history", "status", "other")
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9]{32}$")
+INT32_MAX = 2147483647
+
+
+def route_for(path):
+    for pattern, kind, api in API_ROUTES:
+        match = pattern.match(path)
+        if match:
+            groups = match.groups()
+            return Route(kind, api, groups[0], groups[1] if len(groups) > 1 else None)
+    version = re.match(r"^/(v[0-9]+)/", path)
+    return Route("other", version.group(1) if version else None, None, None)
+
+
+def parse_int(text, lowest, highest):
+    """A decimal integer in [lowest, highest] from a path or query string, else None."""
+    if text is None or not re.match(r"^[0-9]{1,10}$", text):
+        return None
+    value = int(text)
+    return value if lowest <= value <= highest else None
+
+
+def parse_positive_int(text, highest=INT32_MAX):
+    return parse_int(text, 1, highest)
+
+
+def error_body(code, message):
+    return {"error_code": code, "error_msg": message}
+
+
+NOT_PUBLISHED = error_body("APIGW.0101", "The API does not exist or has not been published in the environment")
+INVALID_PARAM = error_body("CB.00060200", "Invalid param")
+RECORD_NOT_FOUND = error_body("CB.00062001", "build record not found")
+WRONG_PROJECT = {"error": {"code": "APIGW.0306", "message": "project id does not match the token"}}
+
+
+def auth_failure(reason):
+    return error_body("APIGW.0301", "Incorrect IAM authentication information: " + reason)
+
+
+def default_status_body(status):
+    """The error body a fault rule sends with status when it gives none."""
+    if status < 400:
+        return ""
+    known = {
+        400: INVALID_PARAM,
+        401: auth_failure("injected fault"),
+        403: error_body("CB.00060403", "Forbidden"),
+        404: RECORD_NOT_FOUND,
+        429: error_body("APIGW.0308", "The throttling threshold has been reached: policy user over ratelimit"),
+        500: error_body("CB.00060500", "Internal error"),
+    }
+    if status in known:
+        return known[status]
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return error_body("CB.00060%d" % status, phrase)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fault rules
+
+
+class RuleError(ValueError):
+    pass
+
+
+class FaultRule:
+    """One fault rule (POST /__emulator/faults {"rules": [...]}).
+
+    Matching (all optional): path_contains (substring of the path), job_id, build_no (int or list of
+    ints), api ("v3", "v4", "v1"). times: applies to the first N matching requests, then is spent.
+    every: applies to every Nth matching request (the others fall through to later rules). The first
+    live rule that matches and applies wins.
+
+    Actions: status (status, body, headers), delay (seconds), reset, truncate, cut, malformed (body),
+    huge (bytes), deep (depth), api_fail (code, message), body (body, content_type),
+    headers (headers). "headers" is also honoured by the other actions that send a response.
+    """
+
+    ACTIONS = ("status", "delay", "reset", "truncate", "cut", "malformed", "huge", "deep", "api_fail",
+               "body", "headers")
+    KEYS = {"action", "path_contains", "job_id", "build_no", "api", "times", "every", "status", "body",
+            "headers", "seconds", "bytes", "depth", "code", "message", "content_type", "comment"}
+
+    def __init__(self, spec):
+        if not isinstance(spec, dict):
+            raise RuleError("a rule must be a JSON object")
+        unknown = sorted(set(spec) - self.KEYS)
+        if unknown:
+            raise RuleError("unknown rule keys: %s" % ", ".join(unknown))
+        self.action = spec.get("action")
+        if self.action not in self.ACTIONS:
+            raise RuleError("action must be one of %s" % ", ".join(self.ACTIONS))
+        self.path_contains = self._optional(spec, "path_contains", str)
+        self.job_id = self._optional(spec, "job_id", str)
+        self.api = self._optional(spec, "api", str)
+        if self.api not in (None, "v1", "v3", "v4"):
+            raise RuleError("api must be v1, v3 or v4")
+        build_no = spec.get("build_no")
+        if build_no is None:
+            self.build_nos = None
+        elif isinstance(build_no, list) and all(self._is_int(item) for item in build_no):
+            self.build_nos = set(build_no)
+        elif self._is_int(build_no):
+            self.build_nos = {build_no}
+        else:
+            raise RuleError("build_no must be an integer or a list of integers")
+        self.times = self._positive(spec, "times")
+        self.every = self._positive(spec, "every")
+        self.status = spec.get("status", 500 if self.action == "status" else 200)
+        if not self._is_int(self.status) or not 200 <= self.status <= 599:
+            raise RuleError("status must be an integer from 200 to 599")
+        self.body = spec.get("body")
+        self.content_type = self._optional(spec, "content_type", str)
+        self.headers = self._headers(spec.get("headers"))
+        self.seconds = spec.get("seconds", 1.0)
+        if not isinstance(self.seconds, (int, float)) or isinstance(self.seconds, bool) or self.seconds < 0:
+            raise RuleError("seconds must be a number >= 0")
+        self.bytes = self._positive(spec, "bytes") or 10 * 1024 * 1024
+        self.depth = self._positive(spec, "depth") or 10000
+        self.code = self._optional(spec, "code", str)
+        self.message = self._optional(spec, "message", str)
+        self.seen = 0
+        self.applied = 0
+
+    @staticmethod
+    def _is_int(value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    @staticmethod
+    def _optional(spec, key, kind):
+        value = spec.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise RuleError("%s must be a %s" % (key, kind.__name__))
+        return value
+
+    def _positive(self, spec, key):
+        value = spec.get(key)
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not self._is_int(value) or value < 1:
+            raise RuleError("%s must be a positive integer" % key)
+        return value
+
+    @staticmethod
+    def _headers(headers):
+        if headers is None:
+            return {}
+        if not isinstance(headers, dict):
+            raise RuleError("headers must be an object")
+        for name, value in headers.items():
+            if not re.match(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", name):
+                raise RuleError("bad header name %r" % name)
+            if not isinstance(value, str) or "\r" in value or "\n" in value:
+                raise RuleError("header %s must be a string without CR/LF" % name)
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise RuleError("header %s must be latin-1" % name) from None
+        return dict(headers)
+
+    @property
+    def spent(self):
+        return self.times is not None and self.applied >= self.times
+
+    def matches(self, path, route):
+        if self.path_contains is not None and self.path_contains not in path:
+            return False
+        if self.job_id is not None and self.job_id != route.job_id:
+            return False
+        if self.api is not None and self.api != route.api:
+            return False
+        if self.build_nos is not None and parse_positive_int(route.build_no) not in self.build_nos:
+            return False
+        return True
+
+    def describe(self):
+        return {"action": self.action, "times": self.times, "every": self.every, "seen": self.seen,
+                "applied": self.applied, "spent": self.spent}
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared state: counters and fault rules
+
+
+class State:
+    """Counters and fault rules, shared by the connection threads and guarded by one lock.
+
+    A connection counts in ``connections`` once per generation (a reset starts a new one), on its
+    first API request, so that control calls never count and a kept-alive connection counts again
+    after a reset.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = 0
+        self.rules = []
+        self.generation = 0
+        self._clear_counters()
+
+    def _clear_counters(self):
+        self.generation += 1
+        self.requests = 0
+        self.accepted = 0
+        self.connections = 0
+        self.peak = self.active
+        self.by_status = {}
+        self.by_path_kind = dict.fromkeys(PATH_KINDS, 0)
+        self.last = None
+
+    def reset(self):
+        with self.lock:
+            self._clear_counters()
+            self.rules = []
+
+    def count_accepted(self):
+        with self.lock:
+            self.accepted += 1
+
+    def begin_api(self, kind, last, connection_generation):
+        """Count an API request; returns the counter generation its connection is now counted in."""
+        with self.lock:
+            if connection_generation != self.generation:
+                self.connections += 1
+            self.requests += 1
+            self.by_path_kind[kind] += 1
+            self.last = last
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            return self.generation
+
+    def end_api(self):
+        with self.lock:
+            self.active -= 1
+
+    def count_status(self, status):
+        with self.lock:
+            key = str(status)
+            self.by_status[key] = self.by_status.get(key, 0) + 1
+
+    def add_rules(self, rules):
+        with self.lock:
+            self.rules.extend(rules)
+            return len(self.rules)
+
+    def clear_rules(self):
+        with self.lock:
+            self.rules = []
+
+    def pick_fault(self, path, route):
+        with self.lock:
+            for rule in self.rules:
+                if rule.spent or not rule.matches(path, route):
+                    continue
+                rule.seen += 1
+                if rule.every and rule.seen % rule.every:
+                    continue
+                rule.applied += 1
+                return rule
+        return None
+
+    def snapshot(self):
+        with self.lock:
+            return {
+                "requests": self.requests, "connections": self.connections, "accepted": self.accepted,
+                "active": self.active,
+                "peak_concurrency": self.peak, "by_status": dict(self.by_status),
+                "by_path_kind": dict(self.by_path_kind), "last": self.last,
+            }
+
+    def rules_snapshot(self):
+        with self.lock:
+            return [rule.describe() for rule in self.rules]
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP server
+
+MAX_REQUEST_BODY = 8 * 1024 * 1024
+JSON_TYPE = "application/json;charset=UTF-8"
+STREAM_CHUNK = 64 * 1024
+
+
+def encode_json(value):
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+class Response:
+    """What an API path answers before faults are applied."""
+
+    def __init__(self, status, payload, headers=None):
+        self.status = status
+        self.body = encode_json(payload)
+        self.headers = dict(headers or {})
+
+
+class EmulatorServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+    allow_reuse_address = True
+
+    def __init__(self, options, credentials, ssl_context):
+        self.options = options
+        self.credentials = credentials
+        self.ssl_context = ssl_context
+        self.state = State()
+        self.dataset = DataSet(options.seed)
+        super().__init__(("127.0.0.1", options.port), EmulatorHandler)
+
+    def get_request(self):
+        connection, address = super().get_request()
+        self.state.count_accepted()
+        return connection, address
+
+    def finish_request(self, request, client_address):
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        # The TLS handshake runs here, in the connection's own thread, never in the accept loop.
+        try:
+            request.settimeout(10)
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError):
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            self.shutdown_request(tls)
+
+    def handle_error(self, request, client_address):
+        if self.options.log:
+            super().handle_error(request, client_address)
+
+
+class EmulatorHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "codeartsbuild-emulator/1"
+    sys_version = ""
+    timeout = 120
+    request_id = None
+    counts_status = False
+    counted_in_generation = None  # the stats generation in which this connection was counted
+
+    # plumbing -------------------------------------------------------------------------------------
+    def dispatch(self):
+        """Every method lands here: control paths, else API paths (which answer 405 to non-GET)."""
+        self.request_id = uuid.uuid4().hex
+        self.counts_status = False
+        path, _, query = self.path.partition("?")
+        body = self.read_body()
+        if body is None:
+            return
+        if path == "/__emulator" or path.startswith("/__emulator/"):
+            self.handle_control(path, body)
+        else:
+            self.handle_api(path, query, body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = dispatch
+
+    def version_string(self):
+        return self.server_version
+
+    def log_message(self, fmt, *args):
+        if self.server.options.log:
+            sys.stderr.write("emulator: %s %s\n" % (self.address_string(), fmt % args))
+
+    def date_time_string(self, timestamp=None):
+        if timestamp is None:
+            timestamp = time.time() + self.server.options.clock_offset
+        return super().date_time_string(timestamp)
+
+    def send_error(self, code, message=None, explain=None):
+        """Protocol-level errors (bad request line, unknown method, ...) as JSON with a request id."""
+        self.request_id = uuid.uuid4().hex
+        self.counts_status = False
+        self.close_connection = True
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Error"
+        self.send_bytes(code, encode_json(error_body("EMU.%d" % code, message or phrase)))
+
+    def read_body(self):
+        """The request body (bytes), or None after answering an unreadable one."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self.read_chunked_body()
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return b""
+        if not length.strip().isdigit():
+            self.send_error(400, "bad Content-Length")
+            return None
+        if int(length) > MAX_REQUEST_BODY:
+            self.send_error(413, "request body too large")
+            return None
+        return self.rfile.read(int(length))
+
+    def read_chunked_body(self):
+        chunks, total = [], 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                self.send_error(400, "bad chunk size")
+                return None
+            if size == 0:
+                while self.rfile.readline(1024).strip():
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > MAX_REQUEST_BODY:
+                self.send_error(413, "request body too large")
+                return None
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def send_head(self, status, length, content_type=JSON_TYPE, headers=None):
+        headers = headers or {}
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        if not any(name.lower() == "x-request-id" for name in headers):
+            self.send_header("X-Request-Id", self.request_id)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.counts_status:
+            self.server.state.count_status(status)
+
+    def send_bytes(self, status, body, content_type=JSON_TYPE, headers=None):
+        self.send_head(status, len(body), content_type, headers)
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def send_json(self, status, payload, headers=None):
+        self.send_bytes(status, encode_json(payload), headers=headers)
+
+    def received_headers(self):
+        headers = {}
+        for name, value in self.headers.items():
+            headers[name] = headers[name] + ", " + value if name in headers else value
+        return headers
+
+    # control paths --------------------------------------------------------------------------------
+    def handle_control(self, path, body):
+        state, method = self.server.state, self.command
+        record = re.match(r"^/__emulator/record/([^/]+)/([^/]+)$", path)
+        if path == "/__emulator/stats" and method == "GET":
+            self.send_json(200, state.snapshot())
+        elif path == "/__emulator/reset" and method == "POST":
+            state.reset()
+            self.send_json(200, {"ok": True})
+        elif path == "/__emulator/faults" and method == "GET":
+            self.send_json(200, {"rules": state.rules_snapshot()})
+        elif path == "/__emulator/faults" and method == "POST":
+            try:
+                spec = json.loads(body.decode("utf-8") or "null")
+                if not isinstance(spec, dict) or not isinstance(spec.get("rules"), list):
+                    raise RuleError('the body must be {"rules": [rule, ...]}')
+                rules = [FaultRule(item) for item in spec["rules"]]
+            except (ValueError, UnicodeDecodeError) as err:
+                self.send_json(400, {"ok": False, "error": str(err)})
+                return
+            self.send_json(200, {"ok": True, "rules": state.add_rules(rules)})
+        elif path == "/__emulator/faults" and method == "DELETE":
+            state.clear_rules()
+            self.send_json(200, {"ok": True})
+        elif path == "/__emulator/jobs" and method == "GET":
+            self.send_json(200, {"jobs": [
+                {"job_id": job.job_id, "name": job.name, "builds": job.builds, "gaps": bool(job.gap_every),
+                 "running_status": job.running_status} for job in JOBS]})
+        elif record and method == "GET":
+            job = JOBS_BY_ID.get(record.group(1))
+            build_no = parse_positive_int(record.group(2))
+            found = job and build_no and self.server.dataset.record(job, build_no)
+            if found:
+                self.send_json(200, render_record(found, self.server.options.spelling, "v3"))
+            else:
+                self.send_json(404, RECORD_NOT_FOUND)
+        elif path in ("/__emulator/stats", "/__emulator/reset", "/__emulator/faults", "/__emulator/jobs") or record:
+            self.send_json(405, {"ok": False, "error": "method not allowed"})
+        else:
+            self.send_json(404, {"ok": False, "error": "unknown control path"})
+
+    # API paths ------------------------------------------------------------------------------------
+    def handle_api(self, path, query, body):
+        route = route_for(path)
+        state = self.server.state
+        self.counted_in_generation = state.begin_api(
+            route.kind, {"method": self.command, "path": path, "query": query, "headers": self.received_headers()},
+            self.counted_in_generation)
+        self.counts_status = True
+        try:
+            rule = state.pick_fault(path, route)
+            if rule is not None and rule.action == "delay":
+                time.sleep(rule.seconds)
+            if rule is None or rule.action in ("delay", "headers", "truncate", "cut"):
+                response = self.api_response(path, query, body, route)
+                self.send_api_response(response, rule)
+            else:
+                self.send_fault(rule, route)
+        finally:
+            state.end_api()
+
+    def send_api_response(self, response, rule):
+        """The normal answer, shaped by a truncate, cut or headers rule when one applies."""
+        headers = dict(response.headers)
+        if rule is not None:
+            headers.update(rule.headers)
+        body = response.body
+        if rule is not None and rule.action == "truncate":
+            body = body[:len(body) // 2]
+        elif rule is not None and rule.action == "cut":
+            self.close_connection = True
+            self.send_head(response.status, len(body), headers=headers)
+            if self.command != "HEAD":
+                self.wfile.write(body[:len(body) // 2])
+            return
+        self.send_bytes(response.status, body, headers=headers)
+
+    def send_fault(self, rule, route):
+        action, headers = rule.action, rule.headers
+        if action == "reset":
+            self.server.state.count_status("reset")
+            self.reset_connection()
+        elif action in ("status", "malformed", "body"):
+            default_body, default_type = {
+                "status": (default_status_body(rule.status), JSON_TYPE),
+                "malformed": ("<html><body>Bad Gateway</body></html>", "text/html"),
+                "body": ("", JSON_TYPE),
+            }[action]
+            body = default_body if rule.body is None else rule.body
+            raw = body.encode("utf-8") if isinstance(body, str) else encode_json(body)
+            if rule.status in (204, 304):
+                raw = b""
+            self.send_bytes(rule.status, raw, rule.content_type or default_type, headers)
+        elif action == "deep":
+            raw = b'{"success": true, "result": ' + b"[" * rule.depth + b"]" * rule.depth + b"}"
+            self.send_bytes(rule.status, raw, headers=headers)
+        elif action == "api_fail":
+            code = rule.code or "CB.00060500"
+            message = rule.message or "Internal error"
+            if route.api in ("v1", "v4"):
+                payload = {"status": "fail", "error": error_body(code, message), "result": None}
+            else:
+                payload = {"success": False, "err_code": code, "message": message, "result": None}
+            self.send_json(rule.status, payload, headers)
+        elif action == "huge":
+            self.send_huge(rule.status, rule.bytes, headers)
+
+    def reset_connection(self):
+        """Close at once with SO_LINGER 0, so the peer gets a TCP RST instead of a response."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        # rfile holds a reference to the socket: close both so the descriptor really closes now.
+        self.rfile.close()
+        self.connection.close()
+
+    def send_huge(self, status, size, headers):
+        """A JSON-looking body of exactly size bytes, streamed in chunks; quiet when the peer leaves."""
+        prefix = b'{"success": true, "result": {"padding": "'
+        suffix = b'"}}'
+        if size < len(prefix) + len(suffix):
+            prefix, suffix = b"", b""
+        self.close_connection = True
+        try:
+            self.send_head(status, size, headers=headers)
+            if self.command == "HEAD":
+                return
+            self.wfile.write(prefix)
+            remaining = size - len(prefix) - len(suffix)
+            chunk = b"x" * STREAM_CHUNK
+            while remaining > 0:
+                piece = chunk if remaining >= STREAM_CHUNK else chunk[:remaining]
+                self.wfile.write(piece)
+                remaining -= len(piece)
+            self.wfile.write(suffix)
+        except (OSError, ValueError):
+            pass
+
+    def api_response(self, path, query, body, route):
+        options, dataset = self.server.options, self.server.dataset
+        job = JOBS_BY_ID.get(route.job_id)
+        if route.kind == "other" or (options.retire_v3 and path.startswith("/v3/")):
+            return Response(404, NOT_PUBLISHED)
+        if route.kind == "running-status" and job is not None and not job.running_status:
+            return Response(404, NOT_PUBLISHED)
+        if self.command != "GET":
+            return Response(405, error_body("CB.00060405", "Method not allowed: use GET"), {"Allow": "GET"})
+        denied = self.authenticate(path, query, body)
+        if denied is not None:
+            return denied
+        if not JOB_ID_RE.match(route.job_id):
+            return Response(400, INVALID_PARAM)
+        build_no = None
+        if route.kind == "record-info":
+            build_no = parse_positive_int(route.build_no)
+            if build_no is None:
+                return Response(400, INVALID_PARAM)
+        if job is None:
+            return Response(404, RECORD_NOT_FOUND)
+        if route.kind == "record-info":
+            record = dataset.record(job, build_no)
+            if record is None:
+                return Response(404, RECORD_NOT_FOUND)
+            result = render_record(record, options.spelling, route.api)
+            if route.api == "v3":
+                return Response(200, {"success": True, "message": "", "err_code": "", "result": result})
+            return Response(200, {"status": "success", "error": None, "result": result})
+        if route.kind == "running-status":
+            newest = dataset.record(job, job.builds)
+            return Response(200, {"status": "success", "error": None, "result": {
+                "last_build_no": str(job.builds), "last_build_status": newest["status"],
+                "is_running": newest["status"] == "RUNNING", "last_job_id": job.job_id}})
+        if route.kind == "status":
+            return Response(200, {"result": dataset.record(job, job.builds)["status"] == "RUNNING"})
+        return self.history_response(job, query)
+
+    def history_response(self, job, query):
+        params = dict(parse_query(query))
+        offset = parse_int(params.get("offset"), 0, INT32_MAX)
+        limit = parse_positive_int(params.get("limit"), 100)
+        interval = parse_positive_int(params.get("interval"), 30)
+        if offset is None or limit is None or interval is None:
+            return Response(400, INVALID_PARAM)
+        page, total = self.server.dataset.history(job, offset, limit, interval)
+        return Response(200, {"history_records": page, "total": total})
+
+    # authentication -------------------------------------------------------------------------------
+    def authenticate(self, path, query, body):
+        """None when the request may proceed, else the 401/403 Response."""
+        creds = self.server.credentials
+        token = self.headers.get("X-Auth-Token")
+        authorization = self.headers.get("Authorization")
+        if token is not None and same_secret(token, creds.token):
+            reason = None
+        elif authorization is not None:
+            reason = self.signature_problem(path, query, body, authorization)
+        elif token is not None:
+            reason = "invalid token"
+        else:
+            reason = "missing token"
+        if reason is not None:
+            return Response(401, auth_failure(reason))
+        project_id = self.headers.get("X-Project-Id")
+        if project_id is not None and not same_secret(project_id, creds.project_id):
+            return Response(403, WRONG_PROJECT)
+        return None
+
+    def signature_problem(self, path, query, body, authorization):
+        """None when the SDK-HMAC-SHA256 signature verifies, else the reason (never a secret)."""
+        parsed = parse_authorization(authorization)
+        if parsed is None:
+            return "malformed Authorization header"
+        access_key, signed_headers, signature = parsed
+        key = self.server.credentials.secret_key_for(access_key)
+        if key is None:
+            return "unknown access key"
+        secret_key, needs_security_token = key
+        if any(name != name.lower() or not name for name in signed_headers):
+            return "SignedHeaders must be lower-case names"
+        headers = {}
+        for name in signed_headers:
+            value = self.headers.get(name)
+            if value is None:
+                return "signed header %s is missing" % name
+            headers[name] = value
+        problem = self.date_problem(headers.get("x-sdk-date"))
+        if problem:
+            return problem
+        if needs_security_token:
+            token = self.headers.get("X-Security-Token")
+            if token is None:
+                return "missing x-security-token for temporary credentials"
+            if "x-security-token" not in headers:
+                return "x-security-token is not signed"
+            if not same_secret(token, self.server.credentials.security_token):
+                return "invalid security token"
+        if self.headers.get("X-Project-Id") is not None and "x-project-id" not in headers:
+            return "x-project-id is not signed"
+        payload_hash = sha256_hex(body)
+        if self.headers.get("X-Sdk-Content-Sha256") == UNSIGNED_PAYLOAD:
+            payload_hash = UNSIGNED_PAYLOAD
+        _, _, expected = compute_signature(secret_key, self.command, path, parse_query(query), headers,
+                                           signed_headers, payload_hash)
+        if not hmac.compare_digest(signature.encode("ascii"), expected.encode("ascii")):
+            return "signature mismatch"
+        return None
+
+    def date_problem(self, sdk_date):
+        if sdk_date is None:
+            return "x-sdk-date is not signed"
+        try:
+            signed_at = calendar.timegm(time.strptime(sdk_date.strip(), DATE_FORMAT))
+        except ValueError:
+            return "invalid x-sdk-date"
+        skew = signed_at - (time.time() + self.server.options.clock_offset)
+        if skew < -DATE_WINDOW_SECONDS:
+            return "x-sdk-date expired"
+        if skew > DATE_WINDOW_SECONDS:
+            return "x-sdk-date is too far in the future"
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Process life
+
+
+def process_alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def write_ready_file(path, info):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(prefix=".ready-", dir=directory)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(info, handle)
+    os.replace(temp, path)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="CodeArts Build API emulator (tests only; binds 127.0.0.1).")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one)")
+    parser.add_argument("--ready-file", help="write {port, pid, scheme, url} here once listening")
+    parser.add_argument("--tls-cert", help="PEM certificate: serve HTTPS")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    parser.add_argument("--spelling", choices=("camel", "snake"), default="camel", help="record key spelling")
+    parser.add_argument("--seed", type=int, default=1, help="data set seed")
+    parser.add_argument("--parent-pid", type=int, help="exit once this process is gone")
+    parser.add_argument("--max-lifetime", type=float, default=3600.0, help="exit after this many seconds (0: never)")
+    parser.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to the emulator's clock")
+    parser.add_argument("--retire-v3", action="store_true", help="every /v3/ path answers 404 APIGW.0101")
+    parser.add_argument("--quiet", action="store_true", help="no access log (the default)")
+    parser.add_argument("--log", action="store_true", help="access log on stderr (request line and status)")
+    parser.add_argument("--check-vectors", metavar="FILE", help="check the signer against a vectors file")
+    parser.add_argument("--make-certs", metavar="DIR", help="make test certificates in DIR, print their paths")
+    options = parser.parse_args(argv)
+    if bool(options.tls_cert) != bool(options.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    options.log = options.log and not options.quiet
+    return options
+
+
+def serve(options):
+    ssl_context = None
+    if options.tls_cert:
+        ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ssl_context.load_cert_chain(options.tls_cert, options.tls_key)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server = EmulatorServer(options, Credentials(os.environ), ssl_context)
+    port = server.server_address[1]
+    scheme = "https" if ssl_context else "http"
+    info = {"port": port, "pid": os.getpid(), "scheme": scheme, "url": "%s://127.0.0.1:%d" % (scheme, port)}
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    if options.ready_file:
+        write_ready_file(options.ready_file, info)
+    try:
+        print(json.dumps(info), flush=True)
+    except OSError:
+        pass
+    deadline = time.monotonic() + options.max_lifetime if options.max_lifetime > 0 else None
+    while not stop.wait(0.5):
+        if options.parent_pid and not process_alive(options.parent_pid):
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+def main(argv=None):
+    options = parse_args(argv)
+    if options.check_vectors:
+        return check_vectors(options.check_vectors)
+    if options.make_certs:
+        try:
+            paths = make_certs(options.make_certs)
+        except (CertError, OSError) as err:
+            sys.stderr.write("emulator: cannot make certificates: %s\n" % err)
+            return 1
+        print(json.dumps(paths))
+        return 0
+    return serve(options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
