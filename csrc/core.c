@@ -728,6 +728,46 @@ static int client_get(lua_State *L)
 	return n;
 }
 
+/* The client's settings, without any secret: for diagnostics and :checkhealth. */
+static int client_info(lua_State *L)
+{
+	cb_client *c = check_client(L);
+	const cb_config *cfg = &c->cfg;
+
+	lua_createtable(L, 0, 12);
+	lua_pushstring(L, cfg->endpoint);
+	lua_setfield(L, -2, "endpoint");
+	if (cfg->region) {
+		lua_pushstring(L, cfg->region);
+		lua_setfield(L, -2, "region");
+	}
+	lua_pushstring(L, cfg->token ? "token" : "aksk");
+	lua_setfield(L, -2, "auth");
+	lua_pushboolean(L, cfg->security_token != NULL);
+	lua_setfield(L, -2, "temporary");
+	lua_pushstring(L, cfg->credential_source);
+	lua_setfield(L, -2, "credential_source");
+	if (cfg->project_id) {
+		lua_pushstring(L, cfg->project_id);
+		lua_setfield(L, -2, "project_id");
+	}
+	if (cfg->ca_file) {
+		lua_pushstring(L, cfg->ca_file);
+		lua_setfield(L, -2, "ca_file");
+	}
+	lua_pushboolean(L, cfg->insecure);
+	lua_setfield(L, -2, "insecure");
+	lua_pushnumber(L, cfg->timeout_ms / 1000.0);
+	lua_setfield(L, -2, "timeout");
+	lua_pushnumber(L, cfg->connect_timeout_ms / 1000.0);
+	lua_setfield(L, -2, "connect_timeout");
+	lua_pushinteger(L, (lua_Integer)cfg->max_body);
+	lua_setfield(L, -2, "max_body");
+	lua_pushstring(L, cfg->user_agent);
+	lua_setfield(L, -2, "user_agent");
+	return 1;
+}
+
 static int client_close(lua_State *L)
 {
 	cb_client *c = luaL_checkudata(L, 1, CLIENT_MT);
@@ -1050,6 +1090,7 @@ static const luaL_Reg client_methods[] = {
 	{"poll", client_poll},
 	{"pending", client_pending},
 	{"get", client_get},
+	{"info", client_info},
 	{"close", client_close},
 	{NULL, NULL},
 };

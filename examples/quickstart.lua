@@ -22,9 +22,8 @@ print(("          status=%s branch=%s commit=%s trigger=%s duration=%.1fs"):form
 
 -- The five builds before it, all in flight at once on the client's connections.
 local first = math.max(1, build_no - 5)
-local wanted = {}
 for n = first, build_no - 1 do
-  wanted[assert(client:submit(job, n))] = n
+  assert(client:submit(job, n)) -- returns the request's id at once
 end
 local results = {}
 for _ = 1, 100 do -- bounded: each poll waits for at least one request to finish
