@@ -90,7 +90,7 @@ static void push_context(lua_State *L, const request_ctx *ctx)
 	if (ctx == NULL)
 		lua_pushliteral(L, "codeartsbuild");
 	else if (ctx->kind == REQUEST_GET)
-		lua_pushfstring(L, "GET %s", ctx->path);
+		lua_pushfstring(L, ctx->path[0] ? "GET %s" : "get", ctx->path);
 	else if (ctx->job_id[0] && ctx->build_no > 0)
 		lua_pushfstring(L, "record_info %s/%d", ctx->job_id, (int)ctx->build_no);
 	else
@@ -191,7 +191,9 @@ static int check_build_no(lua_State *L, int arg, request_ctx *ctx, failure *f)
 			d = n < 1 ? 0 : n > MAX_BUILD_NO ? (double)MAX_BUILD_NO + 1 : (double)n;
 		}
 		if (!isfinite(d) || d != floor(d) || d < 1 || d > MAX_BUILD_NO) {
-			failure_set(f, "invalid", "%s, got %s", expected, lua_tostring(L, arg));
+			/* NaN prints as "nan" or "-nan" depending on the C library: say it one way. */
+			failure_set(f, "invalid", "%s, got %s", expected,
+				    isnan(d) ? "nan" : isinf(d) ? (d > 0 ? "inf" : "-inf") : lua_tostring(L, arg));
 			return -1;
 		}
 	} else if (type == LUA_TSTRING) {
@@ -879,16 +881,20 @@ static int set_option(lua_State *L, cb_config *cfg, const char *name, int v, cha
 	return luaL_error(L, "unknown option '%s'", name);
 }
 
+/* Reads every option, so that a wrong type or an unknown name raises whatever the table's
+ * order; returns -1 with the first bad value's message. */
 static int read_options(lua_State *L, int opts, cb_config *cfg, char *msg, size_t msglen)
 {
+	char later[256];
 	int rc = 0;
 
 	lua_pushnil(L);
 	while (lua_next(L, opts) != 0) {
 		if (lua_type(L, -2) != LUA_TSTRING)
 			luaL_error(L, "option names must be strings");
-		if (rc == 0)
-			rc = set_option(L, cfg, lua_tostring(L, -2), lua_gettop(L), msg, msglen);
+		if (set_option(L, cfg, lua_tostring(L, -2), lua_gettop(L), rc ? later : msg,
+			       rc ? sizeof later : msglen) != 0)
+			rc = -1;
 		lua_pop(L, 1);
 	}
 	return rc;
