@@ -25,6 +25,10 @@
 #define MAX_BUILD_NO 2147483647
 #define MAX_QUERY_PAIRS 256
 #define MAX_PATH_LEN 2048
+#define DEFAULT_CONCURRENCY 64
+#define DEFAULT_RETRIES 3
+#define DEFAULT_BACKOFF_MS 200L
+#define DEFAULT_MAX_BACKOFF_MS 20000L
 
 #if defined(__GNUC__)
 #define CB_EXPORT __attribute__((visibility("default")))
@@ -36,8 +40,23 @@
 enum { S_DECODE = 1, S_RECORD_NAMES, S_RECORD_KEYS, S_RECORD_MT, S_ERROR_MT, S_DEFAULT_CLIENT, S_SLOTS = S_DEFAULT_CLIENT };
 #define STATE lua_upvalueindex(1)
 
+enum { API_AUTO = -1, API_V3 = 0, API_V4, API_V1 };
+static const char *const api_names[] = {"v3", "v4", "v1"};
+
+/* Engine settings a client is made with (the rest of its configuration is in cb_config). */
+typedef struct {
+	int api_mode;
+	int concurrency;
+	double rate;
+	int retries;
+	long backoff_ms, max_backoff_ms;
+} engine_settings;
+
 typedef struct {
 	cb_config cfg;
+	engine_settings settings;
+	int api_mode;    /* API_AUTO or the one API to use */
+	int api_current; /* the API record requests go to now */
 	cb_engine *engine;
 	cb_hmac_key *key;
 	time_t date_time; /* X-Sdk-Date is formatted once a second */
@@ -313,6 +332,14 @@ static cb_client *check_client(lua_State *L)
 	return c;
 }
 
+static long long monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static const char *client_date(cb_client *c)
 {
 	time_t now = time(NULL);
@@ -338,8 +365,7 @@ static int append_header(struct curl_slist **list, cb_buffer *line, const char *
 	return 0;
 }
 
-static int sign_into(cb_client *c, const char *path, const cb_kv *query, size_t nquery,
-		     struct curl_slist **headers, cb_buffer *line)
+static int sign_into(cb_client *c, const cb_transfer *t, struct curl_slist **headers, cb_buffer *line)
 {
 	cb_kv signed_headers[4];
 	size_t n = 0;
@@ -361,10 +387,9 @@ static int sign_into(cb_client *c, const char *path, const cb_kv *query, size_t 
 	memset(&in, 0, sizeof in);
 	memset(&out, 0, sizeof out);
 	in.method = "GET";
-	in.path = path;
-	in.path_len = strlen(path);
-	in.query = query;
-	in.query_count = nquery;
+	in.path = t->path;
+	in.path_len = strlen(t->path);
+	in.canonical_query = t->query ? t->query : "";
 	in.headers = signed_headers;
 	in.header_count = n;
 	in.ak = c->cfg.ak;
@@ -380,8 +405,10 @@ static int sign_into(cb_client *c, const char *path, const cb_kv *query, size_t 
 	return rc;
 }
 
-static struct curl_slist *request_headers(cb_client *c, const char *path, const cb_kv *query, size_t nquery)
+/* The engine's prepare callback: the headers of one attempt, signed as it starts. */
+static struct curl_slist *request_headers(void *client, const cb_transfer *t)
 {
+	cb_client *c = client;
 	struct curl_slist *headers = NULL;
 	cb_buffer line = CB_BUFFER_INIT;
 	int rc = 0;
@@ -393,7 +420,7 @@ static struct curl_slist *request_headers(cb_client *c, const char *path, const 
 	if (c->cfg.token)
 		rc |= append_header(&headers, &line, "X-Auth-Token", c->cfg.token);
 	else
-		rc |= sign_into(c, path, query, nquery, &headers, &line);
+		rc |= sign_into(c, t, &headers, &line);
 	cb_buffer_wipe(&line);
 	if (rc != 0) {
 		struct curl_slist *h;
@@ -405,52 +432,85 @@ static struct curl_slist *request_headers(cb_client *c, const char *path, const 
 	return headers;
 }
 
-/* Starts a GET of path?query; returns the transfer, or NULL with f filled in. */
+/* Queues a GET of path?query; returns the transfer, or NULL with f filled in. */
 static cb_transfer *start_request(cb_client *c, const char *path, const cb_kv *query, size_t nquery,
 				  const request_ctx *ctx, failure *f)
 {
-	cb_buffer url = CB_BUFFER_INIT;
-	struct curl_slist *headers;
+	cb_buffer encoded_path = CB_BUFFER_INIT, canonical_query = CB_BUFFER_INIT;
 	cb_transfer *t = NULL;
 	char err[256];
 
-	cb_buffer_append_str(&url, c->cfg.endpoint);
-	cb_canonical_uri(&url, path, strlen(path), 0);
-	if (nquery > 0) {
-		cb_buffer_append_char(&url, '?');
-		cb_canonical_query(&url, query, nquery);
-	}
-	headers = request_headers(c, path, query, nquery);
-	if (url.failed || headers == NULL) {
-		curl_slist_free_all(headers);
+	cb_canonical_uri(&encoded_path, path, strlen(path), 0);
+	cb_canonical_query(&canonical_query, query, nquery);
+	if (encoded_path.failed || canonical_query.failed) {
 		failure_set(f, "network", "cannot prepare the request (out of memory)");
 	} else {
-		t = cb_engine_start(c->engine, url.data, headers, sizeof(request_ctx), err, sizeof err);
+		t = cb_engine_submit(c->engine, encoded_path.data, canonical_query.data, sizeof(request_ctx), err,
+				     sizeof err);
 		if (t == NULL)
 			failure_set(f, "network", "%s", err);
 		else
 			memcpy(t->user, ctx, sizeof *ctx);
 	}
-	cb_buffer_free(&url);
+	cb_buffer_free(&encoded_path);
+	cb_buffer_free(&canonical_query);
 	return t;
+}
+
+static void record_path(const cb_client *c, const request_ctx *ctx, char *path, size_t len)
+{
+	static const char *const templates[] = {
+		[API_V3] = "/v3/jobs/%s/%d/record-info",
+		[API_V4] = "/v4/jobs/%s/%d/record-info",
+		[API_V1] = "/v1/record/%s/%d/record-info",
+	};
+	snprintf(path, len, templates[c->api_current], ctx->job_id, (int)ctx->build_no);
 }
 
 static cb_transfer *start_record_request(cb_client *c, const request_ctx *ctx, failure *f)
 {
 	char path[96];
 
-	snprintf(path, sizeof path, "/v3/jobs/%s/%d/record-info", ctx->job_id, (int)ctx->build_no);
+	record_path(c, ctx, path, sizeof path);
 	return start_request(c, path, NULL, 0, ctx, f);
 }
 
-/* Runs the engine until the transfer with this id has finished, leaving others' results queued. */
-static cb_transfer *wait_for(cb_client *c, long long id, failure *f)
+static int decode_body(lua_State *L, const cb_buffer *body);
+
+/* With api = "auto", a 404 from the gateway saying the v3 API is gone (APIGW.0101, not a
+ * missing build) moves the client to v1 for good and sends the request again. Returns 1 when
+ * t went back into the engine. */
+static int moved_to_v1(lua_State *L, cb_client *c, cb_transfer *t)
+{
+	const request_ctx *ctx = t->user;
+	char code[64] = "", message[8], path[96];
+	int retired;
+
+	if (c->api_mode != API_AUTO || ctx->kind != REQUEST_RECORD || t->status != 404 || t->result != CURLE_OK ||
+	    strncmp(t->path, "/v3/", 4) != 0)
+		return 0;
+	if (t->body.len == 0 || decode_body(L, &t->body) != 0) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	cb_error_fields(L, lua_gettop(L), code, sizeof code, message, sizeof message);
+	lua_pop(L, 1);
+	retired = strcmp(code, "APIGW.0101") == 0;
+	if (!retired)
+		return 0;
+	c->api_current = API_V1;
+	record_path(c, ctx, path, sizeof path);
+	return cb_engine_resubmit(c->engine, t, path) == 0;
+}
+
+/* Runs the engine until the transfer with this id is done, leaving others' results queued. */
+static cb_transfer *wait_for(lua_State *L, cb_client *c, long long id, failure *f)
 {
 	char err[256];
 
 	for (;;) {
 		cb_transfer *t = cb_engine_take_done(c->engine, id);
-		if (t)
+		if (t && !moved_to_v1(L, c, t))
 			return t;
 		if (cb_engine_run(c->engine, -1, err, sizeof err) != 0) {
 			failure_set(f, "network", "%s", err);
@@ -544,7 +604,7 @@ static int push_outcome(lua_State *L, const cb_transfer *t)
 	int top = lua_gettop(L), body;
 
 	failure_init(&f, ctx);
-	f.attempts = 1;
+	f.attempts = t->attempts;
 	memcpy(f.request_id, t->request_id, sizeof f.request_id);
 	if (t->body_too_large || t->result == CURLE_FILESIZE_EXCEEDED) {
 		failure_set(&f, "decode", "response body larger than max_body (%lu bytes)", (unsigned long)t->max_body);
@@ -615,7 +675,7 @@ static int record_info_with(lua_State *L, cb_client *c, int arg)
 		return push_failure(L, &f);
 	t = start_record_request(c, &ctx, &f);
 	if (t)
-		t = wait_for(c, t->id, &f);
+		t = wait_for(L, c, t->id, &f);
 	if (t == NULL)
 		return push_failure(L, &f);
 	n = push_outcome(L, t);
@@ -674,33 +734,53 @@ static void append_result(lua_State *L, int list, const cb_transfer *t)
 	lua_rawseti(L, list, (int)lua_rawlen(L, list) + 1);
 }
 
+/* client:poll([timeout_ms]): the requests that are done, waiting at most timeout_ms for one
+ * (0: no waiting; left out: until one is done or nothing is pending). */
 static int client_poll(lua_State *L)
 {
 	cb_client *c = check_client(L);
 	lua_Number timeout = luaL_optnumber(L, 2, -1);
 	long timeout_ms = timeout < 0 ? -1 : timeout > 86400000 ? 86400000 : (long)timeout;
+	long long deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
 	char err[256];
 	cb_transfer *t;
 	int list;
 
 	if (timeout != timeout)
 		return luaL_argerror(L, 2, "timeout is NaN");
-	if (cb_engine_done_count(c->engine) == 0 && cb_engine_in_flight(c->engine) > 0 &&
-	    cb_engine_run(c->engine, timeout_ms, err, sizeof err) != 0)
-		return luaL_error(L, "codeartsbuild: %s", err);
 	lua_newtable(L);
 	list = lua_gettop(L);
-	while ((t = cb_engine_next_done(c->engine)) != NULL) {
-		append_result(L, list, t);
-		cb_transfer_free(t);
+	for (;;) {
+		long left = deadline < 0 ? -1 : (long)(deadline - monotonic_ms());
+		if (cb_engine_done_count(c->engine) == 0 && cb_engine_pending(c->engine) > 0 &&
+		    cb_engine_run(c->engine, left < 0 && deadline >= 0 ? 0 : left, err, sizeof err) != 0)
+			return luaL_error(L, "codeartsbuild: %s", err);
+		while ((t = cb_engine_next_done(c->engine)) != NULL) {
+			if (moved_to_v1(L, c, t))
+				continue;
+			append_result(L, list, t);
+			cb_transfer_free(t);
+		}
+		/* A request sent again to v1 is not done yet: keep waiting while time is left. */
+		if (lua_rawlen(L, list) > 0 || cb_engine_pending(c->engine) == 0 ||
+		    (deadline >= 0 && monotonic_ms() >= deadline))
+			return 1;
 	}
+}
+
+/* client:cancel(id): forgets a submitted request; true if it was still pending. */
+static int client_cancel(lua_State *L)
+{
+	cb_client *c = check_client(L);
+	lua_Integer id = luaL_checkinteger(L, 2);
+	lua_pushboolean(L, cb_engine_cancel(c->engine, (long long)id));
 	return 1;
 }
 
 static int client_pending(lua_State *L)
 {
 	cb_client *c = check_client(L);
-	lua_pushinteger(L, (lua_Integer)(cb_engine_in_flight(c->engine) + cb_engine_done_count(c->engine)));
+	lua_pushinteger(L, (lua_Integer)cb_engine_pending(c->engine));
 	return 1;
 }
 
@@ -722,7 +802,7 @@ static int client_get(lua_State *L)
 	nquery = collect_query(L, 3, query);
 	t = start_request(c, lua_tostring(L, 2), query, nquery, &ctx, &f);
 	if (t)
-		t = wait_for(c, t->id, &f);
+		t = wait_for(L, c, t->id, &f);
 	if (t == NULL)
 		return push_failure(L, &f);
 	n = push_outcome(L, t);
@@ -767,6 +847,22 @@ static int client_info(lua_State *L)
 	lua_setfield(L, -2, "max_body");
 	lua_pushstring(L, cfg->user_agent);
 	lua_setfield(L, -2, "user_agent");
+	lua_pushstring(L, c->api_mode == API_AUTO ? "auto" : api_names[c->api_mode]);
+	lua_setfield(L, -2, "api");
+	lua_pushstring(L, api_names[c->api_current]);
+	lua_setfield(L, -2, "api_in_use");
+	lua_pushinteger(L, c->settings.concurrency);
+	lua_setfield(L, -2, "concurrency");
+	if (c->settings.rate > 0) {
+		lua_pushnumber(L, c->settings.rate);
+		lua_setfield(L, -2, "rate");
+	}
+	lua_pushinteger(L, c->settings.retries);
+	lua_setfield(L, -2, "retries");
+	lua_pushnumber(L, c->settings.backoff_ms / 1000.0);
+	lua_setfield(L, -2, "backoff");
+	lua_pushnumber(L, c->settings.max_backoff_ms / 1000.0);
+	lua_setfield(L, -2, "max_backoff");
 	return 1;
 }
 
@@ -817,22 +913,78 @@ static void set_string(lua_State *L, int idx, const char *name, char **slot)
 	memcpy(*slot, s, len + 1);
 }
 
-static int set_seconds(lua_State *L, int idx, const char *name, long *ms, char *msg, size_t msglen)
+/* Reads a number option; a wrong type raises, a value outside [lo, hi] (or not whole when
+ * `whole`) is a bad value. lo itself is allowed only when lo_ok. */
+static int read_number(lua_State *L, int idx, const char *name, const char *unit, double lo, int lo_ok, double hi,
+		       int whole, double *out, char *msg, size_t msglen)
 {
-	lua_Number s;
+	double n;
 
 	if (lua_type(L, idx) != LUA_TNUMBER)
-		luaL_error(L, "option '%s' must be a number of seconds, got %s", name, luaL_typename(L, idx));
-	s = lua_tonumber(L, idx);
-	if (!(s > 0 && s <= 86400)) {
-		snprintf(msg, msglen, "option '%s' must be more than 0 and at most 86400 seconds", name);
+		luaL_error(L, "option '%s' must be a number (%s), got %s", name, unit, luaL_typename(L, idx));
+	n = (double)lua_tonumber(L, idx);
+	if (!(n > lo || (lo_ok && n == lo)) || !(n <= hi) || (whole && n != floor(n))) {
+		snprintf(msg, msglen, "option '%s' must be %s%s %g and at most %g (%s)", name, whole ? "a whole number " : "",
+			 lo_ok ? "from" : "more than", lo, hi, unit);
 		return -1;
 	}
-	*ms = (long)ceil(s * 1000);
+	*out = n;
 	return 0;
 }
 
-static int set_option(lua_State *L, cb_config *cfg, const char *name, int v, char *msg, size_t msglen)
+static int set_api(lua_State *L, int idx, cb_client *c, char *msg, size_t msglen)
+{
+	static const char *const names[] = {"auto", "v3", "v4", "v1", NULL};
+	static const int modes[] = {API_AUTO, API_V3, API_V4, API_V1};
+	int i;
+
+	if (lua_type(L, idx) != LUA_TSTRING)
+		luaL_error(L, "option 'api' must be a string, got %s", luaL_typename(L, idx));
+	for (i = 0; names[i]; i++) {
+		if (strcmp(lua_tostring(L, idx), names[i]) == 0) {
+			c->settings.api_mode = modes[i];
+			return 0;
+		}
+	}
+	snprintf(msg, msglen, "option 'api' must be \"auto\", \"v3\", \"v4\" or \"v1\"");
+	return -1;
+}
+
+static int set_numeric_option(lua_State *L, cb_client *c, const char *name, int v, char *msg, size_t msglen)
+{
+	cb_config *cfg = &c->cfg;
+	engine_settings *e = &c->settings;
+	double n;
+
+#define NUMBER(unit, lo, lo_ok, hi, whole) \
+	if (read_number(L, v, name, unit, lo, lo_ok, hi, whole, &n, msg, msglen) != 0) \
+		return -1
+	if (strcmp(name, "timeout") == 0 || strcmp(name, "connect_timeout") == 0) {
+		NUMBER("seconds", 0, 0, 86400, 0);
+		*(name[0] == 't' ? &cfg->timeout_ms : &cfg->connect_timeout_ms) = (long)ceil(n * 1000);
+	} else if (strcmp(name, "max_body") == 0) {
+		NUMBER("bytes", 1024, 1, 1073741824.0, 1);
+		cfg->max_body = (size_t)n;
+	} else if (strcmp(name, "concurrency") == 0) {
+		NUMBER("requests in flight", 1, 1, 1024, 1);
+		e->concurrency = (int)n;
+	} else if (strcmp(name, "rate") == 0) {
+		NUMBER("requests per second", 0, 0, 100000, 0);
+		e->rate = n;
+	} else if (strcmp(name, "retries") == 0) {
+		NUMBER("further attempts", 0, 1, 20, 1);
+		e->retries = (int)n;
+	} else if (strcmp(name, "backoff") == 0 || strcmp(name, "max_backoff") == 0) {
+		NUMBER("seconds", 0, name[0] == 'b', 3600, 0);
+		*(name[0] == 'b' ? &e->backoff_ms : &e->max_backoff_ms) = (long)ceil(n * 1000);
+	} else {
+		return luaL_error(L, "unknown option '%s'", name);
+	}
+#undef NUMBER
+	return 0;
+}
+
+static int set_option(lua_State *L, cb_client *c, const char *name, int v, char *msg, size_t msglen)
 {
 	static const struct {
 		const char *name;
@@ -852,47 +1004,33 @@ static int set_option(lua_State *L, cb_config *cfg, const char *name, int v, cha
 
 	for (i = 0; i < sizeof strings / sizeof strings[0]; i++) {
 		if (strcmp(name, strings[i].name) == 0) {
-			set_string(L, v, name, (char **)((char *)cfg + strings[i].offset));
+			set_string(L, v, name, (char **)((char *)&c->cfg + strings[i].offset));
 			return 0;
 		}
 	}
 	if (strcmp(name, "insecure") == 0 || strcmp(name, "allow_http") == 0) {
 		if (lua_type(L, v) != LUA_TBOOLEAN)
 			luaL_error(L, "option '%s' must be a boolean, got %s", name, luaL_typename(L, v));
-		*(name[0] == 'i' ? &cfg->insecure : &cfg->allow_http) = lua_toboolean(L, v);
+		*(name[0] == 'i' ? &c->cfg.insecure : &c->cfg.allow_http) = lua_toboolean(L, v);
 		return 0;
 	}
-	if (strcmp(name, "timeout") == 0)
-		return set_seconds(L, v, name, &cfg->timeout_ms, msg, msglen);
-	if (strcmp(name, "connect_timeout") == 0)
-		return set_seconds(L, v, name, &cfg->connect_timeout_ms, msg, msglen);
-	if (strcmp(name, "max_body") == 0) {
-		lua_Number n;
-		if (lua_type(L, v) != LUA_TNUMBER)
-			luaL_error(L, "option 'max_body' must be a number of bytes, got %s", luaL_typename(L, v));
-		n = lua_tonumber(L, v);
-		if (!(n >= 1024 && n <= 1073741824.0)) {
-			snprintf(msg, msglen, "option 'max_body' must be from 1024 to 1073741824 bytes");
-			return -1;
-		}
-		cfg->max_body = (size_t)n;
-		return 0;
-	}
-	return luaL_error(L, "unknown option '%s'", name);
+	if (strcmp(name, "api") == 0)
+		return set_api(L, v, c, msg, msglen);
+	return set_numeric_option(L, c, name, v, msg, msglen);
 }
 
 /* Reads every option, so that a wrong type or an unknown name raises whatever the table's
  * order; returns -1 with the first bad value's message. */
-static int read_options(lua_State *L, int opts, cb_config *cfg, char *msg, size_t msglen)
+static int read_options(lua_State *L, int opts, cb_client *c, char *msg, size_t msglen)
 {
-	char later[256];
+	char later[256] = "";
 	int rc = 0;
 
 	lua_pushnil(L);
 	while (lua_next(L, opts) != 0) {
 		if (lua_type(L, -2) != LUA_TSTRING)
 			luaL_error(L, "option names must be strings");
-		if (set_option(L, cfg, lua_tostring(L, -2), lua_gettop(L), rc ? later : msg,
+		if (set_option(L, c, lua_tostring(L, -2), lua_gettop(L), rc ? later : msg,
 			       rc ? sizeof later : msglen) != 0)
 			rc = -1;
 		lua_pop(L, 1);
@@ -912,8 +1050,19 @@ static int start_engine(cb_client *c, char *msg, size_t msglen)
 		if (c->cfg.user_agent)
 			memcpy(c->cfg.user_agent, agent, strlen(agent) + 1);
 	}
+	memset(&t, 0, sizeof t);
+	t.base_url = c->cfg.endpoint;
 	t.timeout_ms = c->cfg.timeout_ms;
 	t.connect_timeout_ms = c->cfg.connect_timeout_ms;
+	t.max_in_flight = c->settings.concurrency;
+	t.rate = c->settings.rate;
+	t.retries = c->settings.retries;
+	t.backoff_ms = c->settings.backoff_ms;
+	t.max_backoff_ms = c->settings.max_backoff_ms;
+	t.prepare = request_headers;
+	t.prepare_ctx = c;
+	c->api_mode = c->settings.api_mode;
+	c->api_current = c->api_mode == API_AUTO ? API_V3 : c->api_mode;
 	t.max_body = c->cfg.max_body;
 	t.ca_file = c->cfg.ca_file;
 	t.insecure = c->cfg.insecure;
@@ -940,10 +1089,15 @@ static int push_new_client(lua_State *L, int opts)
 
 	memset(c, 0, sizeof *c);
 	cb_config_init(&c->cfg);
+	c->settings.api_mode = API_AUTO;
+	c->settings.concurrency = DEFAULT_CONCURRENCY;
+	c->settings.retries = DEFAULT_RETRIES;
+	c->settings.backoff_ms = DEFAULT_BACKOFF_MS;
+	c->settings.max_backoff_ms = DEFAULT_MAX_BACKOFF_MS;
 	c->closed = 1; /* until it is complete; __gc frees whatever was filled in */
 	luaL_setmetatable(L, CLIENT_MT);
 	failure_init(&f, NULL);
-	if (opts && read_options(L, opts, &c->cfg, msg, sizeof msg) != 0) {
+	if (opts && read_options(L, opts, c, msg, sizeof msg) != 0) {
 		failure_set(&f, "invalid", "%s", msg);
 	} else if (cb_config_resolve(&c->cfg, msg, sizeof msg) != 0) {
 		failure_set(&f, "config", "%s", msg);
@@ -1095,6 +1249,7 @@ static const luaL_Reg client_methods[] = {
 	{"submit", client_submit},
 	{"poll", client_poll},
 	{"pending", client_pending},
+	{"cancel", client_cancel},
 	{"get", client_get},
 	{"info", client_info},
 	{"close", client_close},

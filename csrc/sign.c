@@ -297,7 +297,10 @@ static int build_canonical_request(const cb_sign_input *in, const signed_header 
 	rc |= cb_buffer_append_char(cr, '\n');
 	rc |= cb_canonical_uri(cr, in->path, in->path_len, 1);
 	rc |= cb_buffer_append_char(cr, '\n');
-	rc |= cb_canonical_query(cr, in->query, in->query_count);
+	if (in->canonical_query)
+		rc |= cb_buffer_append_str(cr, in->canonical_query);
+	else
+		rc |= cb_canonical_query(cr, in->query, in->query_count);
 	rc |= cb_buffer_append_char(cr, '\n');
 	for (i = 0; i < count; i++) {
 		rc |= cb_buffer_append(cr, headers[i].name, headers[i].name_len);

@@ -28,6 +28,7 @@ typedef struct {
 	size_t path_len;
 	const cb_kv *query;
 	size_t query_count;
+	const char *canonical_query; /* when not NULL, used instead of query (already canonical) */
 	const cb_kv *headers; /* as they will be sent; names containing '_' are not signed */
 	size_t header_count;
 	const char *body;

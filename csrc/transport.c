@@ -1,12 +1,15 @@
 #include "transport.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <openssl/crypto.h>
 
 #define IDLE_HANDLES_KEPT 64
+#define MAX_POLL_WAIT_MS 1000
 
 typedef struct {
 	cb_transfer *head, *tail;
@@ -14,17 +17,26 @@ typedef struct {
 } transfer_list;
 
 struct cb_engine {
+	cb_transport_options opts; /* strings below are the engine's own copies */
 	CURLM *multi;
 	CURLSH *share; /* TLS sessions and DNS answers outlive the easy handles */
-	long timeout_ms, connect_timeout_ms;
-	size_t max_body;
-	char *ca_file, *user_agent;
-	int insecure, allow_http;
-	CURL *idle[IDLE_HANDLES_KEPT]; /* easy handles kept for the next transfers */
+	CURL *idle[IDLE_HANDLES_KEPT]; /* easy handles kept for the next attempts */
 	size_t idle_count;
 	long long next_id;
-	transfer_list in_flight, done;
+	long long next_start_ms; /* the rate cap: no attempt starts before this */
+	unsigned long long jitter_state;
+	transfer_list queued, in_flight, done;
 };
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- lists ---- */
 
 static void list_append(transfer_list *list, cb_transfer *t)
 {
@@ -52,6 +64,17 @@ static void list_remove(transfer_list *list, cb_transfer *t)
 	list->count--;
 }
 
+static cb_transfer *list_find(const transfer_list *list, long long id)
+{
+	cb_transfer *t;
+
+	for (t = list->head; t != NULL && t->id != id; t = t->next)
+		;
+	return t;
+}
+
+/* ---- memory ---- */
+
 static char *copy_string(const char *s)
 {
 	char *p;
@@ -64,34 +87,6 @@ static char *copy_string(const char *s)
 	if (p)
 		memcpy(p, s, n);
 	return p;
-}
-
-cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t errlen)
-{
-	cb_engine *e = calloc(1, sizeof *e);
-
-	if (e == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	e->timeout_ms = opts->timeout_ms;
-	e->connect_timeout_ms = opts->connect_timeout_ms;
-	e->max_body = opts->max_body;
-	e->insecure = opts->insecure;
-	e->allow_http = opts->allow_http;
-	e->ca_file = copy_string(opts->ca_file);
-	e->user_agent = copy_string(opts->user_agent);
-	e->multi = curl_multi_init();
-	e->share = curl_share_init();
-	if (e->multi == NULL || e->share == NULL || (opts->ca_file && !e->ca_file) ||
-	    (opts->user_agent && !e->user_agent)) {
-		snprintf(err, errlen, "cannot create the HTTP engine (out of memory)");
-		cb_engine_free(e);
-		return NULL;
-	}
-	curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	return e;
 }
 
 /* The request headers carry the Authorization or X-Auth-Token value. */
@@ -109,37 +104,102 @@ static void free_transfer_memory(cb_transfer *t)
 {
 	wipe_headers(&t->headers);
 	cb_buffer_free(&t->body);
+	free(t->path);
+	free(t->query);
+	free(t->url);
 	free(t);
+}
+
+void cb_transfer_free(cb_transfer *t)
+{
+	if (t)
+		free_transfer_memory(t);
+}
+
+static CURL *take_easy_handle(cb_engine *e)
+{
+	if (e->idle_count > 0) {
+		CURL *easy = e->idle[--e->idle_count];
+		curl_easy_reset(easy); /* options go; its caches stay */
+		return easy;
+	}
+	return curl_easy_init();
+}
+
+static void return_easy_handle(cb_engine *e, CURL *easy)
+{
+	if (e->idle_count < IDLE_HANDLES_KEPT)
+		e->idle[e->idle_count++] = easy;
+	else
+		curl_easy_cleanup(easy);
+}
+
+/* ---- engine ---- */
+
+cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t errlen)
+{
+	cb_engine *e = calloc(1, sizeof *e);
+
+	if (e == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	e->opts = *opts;
+	e->opts.base_url = copy_string(opts->base_url);
+	e->opts.ca_file = copy_string(opts->ca_file);
+	e->opts.user_agent = copy_string(opts->user_agent);
+	if (e->opts.max_in_flight < 1)
+		e->opts.max_in_flight = 1;
+	e->jitter_state = (unsigned long long)now_ms() * 6364136223846793005ULL ^ (unsigned long long)(size_t)e;
+	e->multi = curl_multi_init();
+	e->share = curl_share_init();
+	if (e->multi == NULL || e->share == NULL || !e->opts.base_url || (opts->ca_file && !e->opts.ca_file) ||
+	    (opts->user_agent && !e->opts.user_agent)) {
+		snprintf(err, errlen, "cannot create the HTTP engine (out of memory)");
+		cb_engine_free(e);
+		return NULL;
+	}
+	curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	return e;
+}
+
+static void free_list(transfer_list *list)
+{
+	while (list->head) {
+		cb_transfer *t = list->head;
+		list_remove(list, t);
+		free_transfer_memory(t);
+	}
 }
 
 void cb_engine_free(cb_engine *e)
 {
+	cb_transfer *t;
 	size_t i;
 
 	if (e == NULL)
 		return;
-	while (e->in_flight.head) {
-		cb_transfer *t = e->in_flight.head;
-		list_remove(&e->in_flight, t);
+	for (t = e->in_flight.head; t != NULL; t = t->next) {
 		curl_multi_remove_handle(e->multi, t->easy);
 		curl_easy_cleanup(t->easy);
-		free_transfer_memory(t);
 	}
-	while (e->done.head) {
-		cb_transfer *t = e->done.head;
-		list_remove(&e->done, t);
-		free_transfer_memory(t);
-	}
+	free_list(&e->in_flight);
+	free_list(&e->queued);
+	free_list(&e->done);
 	for (i = 0; i < e->idle_count; i++)
 		curl_easy_cleanup(e->idle[i]);
 	if (e->multi)
 		curl_multi_cleanup(e->multi);
 	if (e->share) /* after every easy handle that used it is gone */
 		curl_share_cleanup(e->share);
-	free(e->ca_file);
-	free(e->user_agent);
+	free((char *)e->opts.base_url);
+	free((char *)e->opts.ca_file);
+	free((char *)e->opts.user_agent);
 	free(e);
 }
+
+/* ---- callbacks (no Lua, no engine state beyond the transfer) ---- */
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
@@ -155,7 +215,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-/* Keeps the printable token characters of a header value, up to the field's size. */
+/* Keeps the printable characters of a header value (no quotes or backslashes), up to dstlen. */
 static void copy_header_value(char *dst, size_t dstlen, const char *value, size_t n)
 {
 	size_t i, j = 0;
@@ -200,34 +260,18 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-static CURL *take_easy_handle(cb_engine *e)
-{
-	if (e->idle_count > 0) {
-		CURL *easy = e->idle[--e->idle_count];
-		curl_easy_reset(easy); /* options go; its caches stay */
-		return easy;
-	}
-	return curl_easy_init();
-}
+/* ---- starting attempts ---- */
 
-static void return_easy_handle(cb_engine *e, CURL *easy)
+static CURLcode configure(cb_engine *e, cb_transfer *t)
 {
-	if (e->idle_count < IDLE_HANDLES_KEPT)
-		e->idle[e->idle_count++] = easy;
-	else
-		curl_easy_cleanup(easy);
-}
-
-static CURLcode configure(cb_engine *e, cb_transfer *t, const char *url)
-{
+	const cb_transport_options *o = &e->opts;
 	CURL *c = t->easy;
 	CURLcode rc = CURLE_OK;
-	const char *protocols = e->allow_http ? "https,http" : "https";
 
 #define SET(option, value) \
 	if (rc == CURLE_OK)  \
 	rc = curl_easy_setopt(c, option, value)
-	SET(CURLOPT_URL, url);
+	SET(CURLOPT_URL, t->url);
 	SET(CURLOPT_HTTPHEADER, t->headers);
 	SET(CURLOPT_PRIVATE, (void *)t);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
@@ -236,69 +280,260 @@ static CURLcode configure(cb_engine *e, cb_transfer *t, const char *url)
 	SET(CURLOPT_HEADERDATA, (void *)t);
 	SET(CURLOPT_ERRORBUFFER, t->error);
 	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_TIMEOUT_MS, e->timeout_ms);
-	SET(CURLOPT_CONNECTTIMEOUT_MS, e->connect_timeout_ms);
-	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)e->max_body);
+	SET(CURLOPT_TIMEOUT_MS, o->timeout_ms);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
 	SET(CURLOPT_SHARE, e->share);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
-	SET(CURLOPT_SSL_VERIFYPEER, e->insecure ? 0L : 1L);
-	SET(CURLOPT_SSL_VERIFYHOST, e->insecure ? 0L : 2L);
-	if (e->ca_file)
-		SET(CURLOPT_CAINFO, e->ca_file);
-	if (e->user_agent)
-		SET(CURLOPT_USERAGENT, e->user_agent);
+	SET(CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : 2L);
+	if (o->ca_file)
+		SET(CURLOPT_CAINFO, o->ca_file);
+	if (o->user_agent)
+		SET(CURLOPT_USERAGENT, o->user_agent);
 #if LIBCURL_VERSION_NUM >= 0x075500
-	SET(CURLOPT_PROTOCOLS_STR, protocols);
+	SET(CURLOPT_PROTOCOLS_STR, o->allow_http ? "https,http" : "https");
 #else
-	SET(CURLOPT_PROTOCOLS, e->allow_http ? (long)(CURLPROTO_HTTPS | CURLPROTO_HTTP) : (long)CURLPROTO_HTTPS);
-	(void)protocols;
+	SET(CURLOPT_PROTOCOLS, o->allow_http ? (long)(CURLPROTO_HTTPS | CURLPROTO_HTTP) : (long)CURLPROTO_HTTPS);
 #endif
 #undef SET
 	return rc;
 }
 
-cb_transfer *cb_engine_start(cb_engine *e, const char *url, struct curl_slist *headers,
-			     size_t user_size, char *err, size_t errlen)
+static void reset_outcome(cb_transfer *t)
+{
+	t->result = CURLE_OK;
+	t->status = 0;
+	t->body_too_large = 0;
+	cb_buffer_clear(&t->body);
+	t->request_id[0] = t->retry_after[0] = t->error[0] = '\0';
+}
+
+/* A transfer that cannot even start is done, with the reason in its error buffer. */
+static void fail_to_start(cb_engine *e, cb_transfer *t, const char *why)
+{
+	snprintf(t->error, sizeof t->error, "%s", why);
+	t->result = CURLE_FAILED_INIT;
+	list_append(&e->done, t);
+}
+
+static void start_attempt(cb_engine *e, cb_transfer *t)
+{
+	CURLcode rc;
+
+	reset_outcome(t);
+	t->attempts++;
+	t->headers = e->opts.prepare(e->opts.prepare_ctx, t);
+	if (t->headers == NULL) {
+		fail_to_start(e, t, "cannot prepare the request headers");
+		return;
+	}
+	t->easy = take_easy_handle(e);
+	if (t->easy == NULL) {
+		wipe_headers(&t->headers);
+		fail_to_start(e, t, "cannot create a libcurl handle");
+		return;
+	}
+	rc = configure(e, t);
+	if (rc != CURLE_OK || curl_multi_add_handle(e->multi, t->easy) != CURLM_OK) {
+		curl_easy_cleanup(t->easy);
+		t->easy = NULL;
+		wipe_headers(&t->headers);
+		fail_to_start(e, t, rc != CURLE_OK ? curl_easy_strerror(rc) : "libcurl refused the transfer");
+		return;
+	}
+	list_append(&e->in_flight, t);
+}
+
+/* Starts the queued transfers whose time has come, as far as the cap and the rate allow.
+ * Returns how long until the next one could start (-1: none is waiting). */
+static long start_ready(cb_engine *e)
+{
+	long long now = now_ms(), next = -1;
+	cb_transfer *t = e->queued.head;
+
+	while (t != NULL) {
+		cb_transfer *following = t->next;
+		long long when = t->not_before_ms > e->next_start_ms ? t->not_before_ms : e->next_start_ms;
+
+		if (when > now) {
+			if (next < 0 || when < next)
+				next = when;
+		} else if ((int)e->in_flight.count < e->opts.max_in_flight) {
+			list_remove(&e->queued, t);
+			start_attempt(e, t);
+			if (e->opts.rate > 0) {
+				e->next_start_ms = now + (long long)(1000.0 / e->opts.rate + 0.5);
+				if (e->queued.head && (next < 0 || e->next_start_ms < next))
+					next = e->next_start_ms;
+				break;
+			}
+		}
+		t = following;
+	}
+	return next < 0 ? -1 : (long)(next - now);
+}
+
+cb_transfer *cb_engine_submit(cb_engine *e, const char *path, const char *query, size_t user_size,
+			      char *err, size_t errlen)
 {
 	cb_transfer *t = calloc(1, sizeof *t + user_size);
-	CURLcode rc;
-	CURLMcode mrc;
+	cb_buffer url = CB_BUFFER_INIT;
 
 	if (t == NULL) {
-		wipe_headers(&headers);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	t->headers = headers;
+	cb_buffer_append_str(&url, e->opts.base_url);
+	cb_buffer_append_str(&url, path);
+	if (query && *query) {
+		cb_buffer_append_char(&url, '?');
+		cb_buffer_append_str(&url, query);
+	}
 	t->user = user_size ? (void *)(t + 1) : NULL;
-	t->max_body = e->max_body;
-	t->easy = take_easy_handle(e);
-	if (t->easy == NULL) {
-		snprintf(err, errlen, "cannot create a libcurl handle");
-		free_transfer_memory(t);
-		return NULL;
-	}
-	rc = configure(e, t, url);
-	if (rc != CURLE_OK) {
-		snprintf(err, errlen, "libcurl refused an option: %s", curl_easy_strerror(rc));
-		curl_easy_cleanup(t->easy);
-		free_transfer_memory(t);
-		return NULL;
-	}
-	mrc = curl_multi_add_handle(e->multi, t->easy);
-	if (mrc != CURLM_OK) {
-		snprintf(err, errlen, "cannot start the transfer: %s", curl_multi_strerror(mrc));
-		curl_easy_cleanup(t->easy);
+	t->max_body = e->opts.max_body;
+	t->path = copy_string(path);
+	t->query = query && *query ? copy_string(query) : NULL;
+	t->url = url.data; /* the buffer's memory now belongs to the transfer */
+	if (url.failed || !t->path || (query && *query && !t->query)) {
+		snprintf(err, errlen, "out of memory");
 		free_transfer_memory(t);
 		return NULL;
 	}
 	t->id = ++e->next_id;
-	list_append(&e->in_flight, t);
+	t->not_before_ms = now_ms();
+	list_append(&e->queued, t);
 	return t;
 }
 
-/* Moves every transfer libcurl reports as finished to the done queue. */
+int cb_engine_resubmit(cb_engine *e, cb_transfer *t, const char *path)
+{
+	cb_buffer url = CB_BUFFER_INIT;
+	char *copy = copy_string(path);
+	const char *q = strchr(t->url + strlen(e->opts.base_url), '?');
+
+	cb_buffer_append_str(&url, e->opts.base_url);
+	cb_buffer_append_str(&url, path);
+	if (q)
+		cb_buffer_append_str(&url, q);
+	if (copy == NULL || url.failed) {
+		free(copy);
+		cb_buffer_free(&url);
+		return -1;
+	}
+	free(t->path);
+	free(t->url);
+	t->path = copy;
+	t->url = url.data;
+	t->not_before_ms = now_ms();
+	list_append(&e->queued, t);
+	return 0;
+}
+
+/* ---- retries ---- */
+
+int cb_transfer_retryable(const cb_transfer *t)
+{
+	if (t->body_too_large)
+		return 0;
+	switch (t->result) {
+	case CURLE_OK:
+		return t->status == 429 || t->status == 500 || t->status == 502 || t->status == 503 || t->status == 504;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int days_from_civil(int y, int m, int d)
+{
+	int era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+long cb_parse_retry_after(const char *value, long long now_s)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	char month[4];
+	int day, year, hour, minute, second, consumed = 0;
+	const char *p;
+	long long when;
+
+	if (*value && strspn(value, "0123456789") == strlen(value))
+		return strlen(value) > 9 ? 999999999L : strtol(value, NULL, 10);
+	/* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+	p = strchr(value, ',');
+	if (p == NULL || sscanf(p + 1, " %2d %3s %4d %2d:%2d:%2d GMT%n", &day, month, &year, &hour, &minute,
+				&second, &consumed) != 6 || consumed == 0)
+		return -1;
+	p = strstr(months, month);
+	if (p == NULL || (p - months) % 3 != 0 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+		return -1;
+	when = (long long)days_from_civil(year, (int)(p - months) / 3 + 1, day) * 86400 + hour * 3600 + minute * 60 +
+	       second;
+	return when <= now_s ? 0 : when - now_s > 999999999 ? 999999999L : (long)(when - now_s);
+}
+
+static long long next_random(cb_engine *e)
+{
+	/* xorshift64*: jitter needs spread, not secrecy */
+	e->jitter_state ^= e->jitter_state >> 12;
+	e->jitter_state ^= e->jitter_state << 25;
+	e->jitter_state ^= e->jitter_state >> 27;
+	return (long long)((e->jitter_state * 2685821657736338717ULL) >> 1);
+}
+
+/* Full jitter: a random wait up to base * 2^(attempt-1), capped; Retry-After wins, capped too. */
+static long retry_delay_ms(cb_engine *e, const cb_transfer *t)
+{
+	long long cap = e->opts.max_backoff_ms, ceiling = e->opts.backoff_ms;
+	long after = t->retry_after[0] ? cb_parse_retry_after(t->retry_after, (long long)time(NULL)) : -1;
+	int i;
+
+	if (after >= 0)
+		return after * 1000LL > cap ? (long)cap : after * 1000L;
+	for (i = 1; i < t->attempts && ceiling < cap; i++)
+		ceiling *= 2;
+	if (ceiling > cap)
+		ceiling = cap;
+	return ceiling > 0 ? (long)(next_random(e) % (ceiling + 1)) : 0;
+}
+
+/* ---- finishing attempts ---- */
+
+static void finish_attempt(cb_engine *e, cb_transfer *t, CURLcode result)
+{
+	t->result = result;
+	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+	curl_multi_remove_handle(e->multi, t->easy);
+	return_easy_handle(e, t->easy);
+	t->easy = NULL;
+	wipe_headers(&t->headers);
+	list_remove(&e->in_flight, t);
+	if (t->attempts <= e->opts.retries && cb_transfer_retryable(t)) {
+		t->not_before_ms = now_ms() + retry_delay_ms(e, t);
+		list_append(&e->queued, t);
+	} else {
+		list_append(&e->done, t);
+	}
+}
+
 static void collect_finished(cb_engine *e)
 {
 	CURLMsg *msg;
@@ -306,27 +541,11 @@ static void collect_finished(cb_engine *e)
 
 	while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
 		cb_transfer *t = NULL;
-
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-		t->result = msg->data.result;
-		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
-		curl_multi_remove_handle(e->multi, t->easy);
-		return_easy_handle(e, t->easy);
-		t->easy = NULL;
-		wipe_headers(&t->headers);
-		list_remove(&e->in_flight, t);
-		list_append(&e->done, t);
+		finish_attempt(e, t, msg->data.result);
 	}
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int cb_engine_run(cb_engine *e, long timeout_ms, char *err, size_t errlen)
@@ -335,7 +554,7 @@ int cb_engine_run(cb_engine *e, long timeout_ms, char *err, size_t errlen)
 
 	for (;;) {
 		int running = 0;
-		long wait_ms = 1000;
+		long wait_ms = MAX_POLL_WAIT_MS, next_start = start_ready(e);
 		CURLMcode mrc = curl_multi_perform(e->multi, &running);
 
 		if (mrc != CURLM_OK) {
@@ -343,8 +562,11 @@ int cb_engine_run(cb_engine *e, long timeout_ms, char *err, size_t errlen)
 			return -1;
 		}
 		collect_finished(e);
-		if (e->done.count > 0 || e->in_flight.count == 0)
+		if (e->done.count > 0 || (e->in_flight.count == 0 && e->queued.count == 0))
 			return 0;
+		next_start = start_ready(e); /* retries due now, and slots just freed */
+		if (next_start >= 0 && next_start < wait_ms)
+			wait_ms = next_start;
 		if (deadline >= 0) {
 			long long left = deadline - now_ms();
 			if (left <= 0)
@@ -352,6 +574,7 @@ int cb_engine_run(cb_engine *e, long timeout_ms, char *err, size_t errlen)
 			if (left < wait_ms)
 				wait_ms = (long)left;
 		}
+		/* With nothing in flight this just sleeps until the next start time. */
 		mrc = curl_multi_poll(e->multi, NULL, 0, (int)wait_ms, NULL);
 		if (mrc != CURLM_OK) {
 			snprintf(err, errlen, "libcurl multi failure: %s", curl_multi_strerror(mrc));
@@ -359,6 +582,8 @@ int cb_engine_run(cb_engine *e, long timeout_ms, char *err, size_t errlen)
 		}
 	}
 }
+
+/* ---- taking results ---- */
 
 cb_transfer *cb_engine_next_done(cb_engine *e)
 {
@@ -371,29 +596,39 @@ cb_transfer *cb_engine_next_done(cb_engine *e)
 
 cb_transfer *cb_engine_take_done(cb_engine *e, long long id)
 {
-	cb_transfer *t;
+	cb_transfer *t = list_find(&e->done, id);
 
-	for (t = e->done.head; t != NULL; t = t->next) {
-		if (t->id == id) {
-			list_remove(&e->done, t);
-			return t;
-		}
-	}
-	return NULL;
+	if (t)
+		list_remove(&e->done, t);
+	return t;
 }
 
-size_t cb_engine_in_flight(const cb_engine *e)
+int cb_engine_cancel(cb_engine *e, long long id)
 {
-	return e->in_flight.count;
+	cb_transfer *t;
+
+	if ((t = list_find(&e->queued, id)) != NULL) {
+		list_remove(&e->queued, t);
+	} else if ((t = list_find(&e->in_flight, id)) != NULL) {
+		list_remove(&e->in_flight, t);
+		curl_multi_remove_handle(e->multi, t->easy);
+		return_easy_handle(e, t->easy);
+		t->easy = NULL;
+	} else if ((t = list_find(&e->done, id)) != NULL) {
+		list_remove(&e->done, t);
+	} else {
+		return 0;
+	}
+	free_transfer_memory(t);
+	return 1;
+}
+
+size_t cb_engine_pending(const cb_engine *e)
+{
+	return e->queued.count + e->in_flight.count + e->done.count;
 }
 
 size_t cb_engine_done_count(const cb_engine *e)
 {
 	return e->done.count;
-}
-
-void cb_transfer_free(cb_transfer *t)
-{
-	if (t)
-		free_transfer_memory(t);
 }

@@ -1,5 +1,6 @@
 -- Failure handling against the emulator: every kind of error, its fields and its message, through the
--- blocking call and through submit/poll, and that no error ever carries a secret.
+-- blocking call and through submit/poll, and that no error ever carries a secret. Every failure here
+-- is one attempt: the clients have retries off (spec/retry_spec.lua covers retrying).
 local cb = require "codeartsbuild"
 local emulator = require "spec.support.emulator"
 local clients = require "spec.support.clients"
@@ -101,7 +102,7 @@ describe("errors", function()
   setup(function()
     emu = emulator.start{}
     add_secrets(emu)
-    client = clients.aksk(emu)
+    client = clients.aksk(emu, { retries = 0 })
   end)
 
   teardown(function()
@@ -223,7 +224,7 @@ describe("errors", function()
     end)
 
     it("a wrong SK is 401 APIGW.0301, kind auth", function()
-      local bad = clients.aksk(emu, { sk = WRONG_SK })
+      local bad = clients.aksk(emu, { retries = 0, sk = WRONG_SK })
       local err = failure(bad:record_info(JOB, 61))
       bad:close()
       assert.are.equal("auth", err.kind)
@@ -236,7 +237,7 @@ describe("errors", function()
     end)
 
     it("a project id the service does not know is 403 (nested error body), kind auth", function()
-      local other = clients.aksk(emu, { project_id = OTHER_PROJECT })
+      local other = clients.aksk(emu, { retries = 0, project_id = OTHER_PROJECT })
       local err = failure(other:record_info(JOB, 61))
       other:close()
       assert.are.equal("auth", err.kind)
@@ -251,7 +252,7 @@ describe("errors", function()
       local skewed = emulator.start{ clock_offset = 3600 }
       finally(function() skewed:stop() end)
       add_secrets(skewed)
-      local c = clients.aksk(skewed)
+      local c = clients.aksk(skewed, { retries = 0 })
       local err = failure(c:record_info(JOB, 61))
       c:close()
       assert.are.equal("auth", err.kind)
@@ -307,7 +308,7 @@ describe("errors", function()
     end
 
     it("stops reading a body over max_body", function()
-      local small = clients.aksk(emu, { max_body = 65536 })
+      local small = clients.aksk(emu, { retries = 0, max_body = 65536 })
       emu:faults{ { action = "huge", bytes = 10 * 1024 * 1024, times = 1 } }
       local err = failure(small:record_info(JOB, 660))
       assert.are.equal("decode", err.kind)
@@ -322,7 +323,7 @@ describe("errors", function()
   describe("network kind", function()
     it("when nothing listens on the port", function()
       local port = closed_port()
-      local c = clients.aksk(emu, { endpoint = "http://127.0.0.1:" .. port })
+      local c = clients.aksk(emu, { retries = 0, endpoint = "http://127.0.0.1:" .. port })
       local err = failure(c:record_info(JOB, 61))
       c:close()
       assert.are.equal("network", err.kind)
@@ -355,7 +356,7 @@ describe("errors", function()
 
   describe("timeout kind", function()
     it("when the answer takes longer than the client's timeout", function()
-      local impatient = clients.aksk(emu, { timeout = 0.5 })
+      local impatient = clients.aksk(emu, { retries = 0, timeout = 0.5 })
       emu:faults{ { action = "delay", seconds = 3, times = 1 } }
       local err = failure(impatient:record_info(JOB, 680))
       assert.are.equal("timeout", err.kind)
@@ -394,7 +395,7 @@ describe("errors", function()
           case.rule.build_no = build_no -- every request for this build, the blocking one and the polled one
           emu:faults{ case.rule }
         end
-        local c = case.timeout and clients.aksk(emu, { timeout = case.timeout }) or client
+        local c = case.timeout and clients.aksk(emu, { retries = 0, timeout = case.timeout }) or client
         local blocking = failure(c:record_info(JOB, build_no))
         local entry = through_poll(c, JOB, build_no)
         if c ~= client then c:close() end
@@ -411,7 +412,7 @@ describe("errors", function()
     end
 
     it("a network failure (nothing listening) is the same through poll", function()
-      local c = clients.aksk(emu, { endpoint = "http://127.0.0.1:" .. closed_port() })
+      local c = clients.aksk(emu, { retries = 0, endpoint = "http://127.0.0.1:" .. closed_port() })
       local blocking = failure(c:record_info(JOB, 61))
       local polled = poll_failure(through_poll(c, JOB, 61))
       c:close()
@@ -456,9 +457,9 @@ describe("errors", function()
 
   describe("secrets", function()
     it("are absent from failures of token and temporary-credential clients", function()
-      local token = clients.token(emu)
-      local temporary = clients.temporary(emu)
-      local wrong_token = clients.token(emu, { token = WRONG_TOKEN })
+      local token = clients.token(emu, { retries = 0 })
+      local temporary = clients.temporary(emu, { retries = 0 })
+      local wrong_token = clients.token(emu, { retries = 0, token = WRONG_TOKEN })
       secrets[#secrets + 1] = WRONG_TOKEN
       emu:faults{ { action = "status", status = 500, times = 2 } }
       assert.are.equal("http", failure(token:record_info(JOB, 61)).kind)
