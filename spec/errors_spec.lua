@@ -417,7 +417,10 @@ describe("errors", function()
       local polled = poll_failure(through_poll(c, JOB, 61))
       c:close()
       assert.are.equal("network", blocking.kind)
-      same_error(blocking, polled, true)
+      same_error(blocking, polled, false)
+      -- libcurl's text says how long the refusal took ("after 0 ms"): compare the rest.
+      local function timeless(message) return (message:gsub("after %d+ ms", "after N ms")) end
+      assert.are.equal(timeless(blocking.message), timeless(polled.message))
     end)
 
     it("one failing build among ten leaves the other nine intact", function()
