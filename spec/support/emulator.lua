@@ -321,6 +321,7 @@ local SERVER_CERTS = { server = true, expired = true, wronghost = true, other = 
 
 --- Start an emulator and wait until it listens. Options (all optional):
 --   tls (boolean), spelling ("camel"|"snake"), seed, retire_v3, clock_offset (seconds), env (EMU_* values),
+--   port (default 0: a free one; an old emulator's port lets a new one stand in for it after a restart),
 --   max_lifetime (seconds, default 3600), log (access log into emu.dir/stderr), parent_pid (default: this
 --   Lua process), certs (a make_certs() table to reuse), server_cert ("server" default, "expired",
 --   "wronghost", "other": which of the made certificates the TLS server presents).
@@ -360,7 +361,7 @@ function M.start(opts)
   local env_file = dir .. "/env.sh"
   write_file(env_file, table.concat(exports))
 
-  local args = { M.python_path(), emulator_script(), "--port", "0", "--ready-file", dir .. "/ready.json",
+  local args = { M.python_path(), emulator_script(), "--port", ("%d"):format(opts.port or 0), "--ready-file", dir .. "/ready.json",
     "--parent-pid", ("%d"):format(opts.parent_pid or lua_pid()), "--spelling", spelling,
     "--seed", ("%d"):format(emu.seed), "--max-lifetime", tostring(opts.max_lifetime or 3600) }
   if opts.retire_v3 then
