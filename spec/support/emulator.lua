@@ -361,7 +361,8 @@ function M.start(opts)
   local env_file = dir .. "/env.sh"
   write_file(env_file, table.concat(exports))
 
-  local args = { M.python_path(), emulator_script(), "--port", ("%d"):format(opts.port or 0), "--ready-file", dir .. "/ready.json",
+  local args = { M.python_path(), emulator_script(), "--port", ("%d"):format(opts.port or 0),
+    "--ready-file", dir .. "/ready.json",
     "--parent-pid", ("%d"):format(opts.parent_pid or lua_pid()), "--spelling", spelling,
     "--seed", ("%d"):format(emu.seed), "--max-lifetime", tostring(opts.max_lifetime or 3600) }
   if opts.retire_v3 then
