@@ -59,6 +59,7 @@ typedef struct {
 	int api_current; /* the API record requests go to now */
 	cb_engine *engine;
 	cb_hmac_key *key;
+	int on_event; /* registry reference to the on_event function, or LUA_NOREF */
 	time_t date_time; /* X-Sdk-Date is formatted once a second */
 	char date[CB_SDK_DATE_LEN + 1];
 	int closed;
@@ -314,8 +315,12 @@ static size_t collect_query(lua_State *L, int arg, cb_kv *kv)
 
 /* ---- clients ---- */
 
-static void client_release(cb_client *c)
+static void client_release(lua_State *L, cb_client *c)
 {
+	if (c->on_event != LUA_NOREF) {
+		luaL_unref(L, LUA_REGISTRYINDEX, c->on_event);
+		c->on_event = LUA_NOREF;
+	}
 	cb_engine_free(c->engine);
 	c->engine = NULL;
 	cb_hmac_key_free(c->key);
@@ -659,6 +664,65 @@ static int push_outcome(lua_State *L, const cb_transfer *t)
 	return push_failure(L, &f);
 }
 
+/* Tells the client's on_event hook about a request that is done: what was asked, how it ended,
+ * how long it took. Nothing secret is in it. A failing hook is reported on stderr and ignored,
+ * so that no result is lost to it. The outcome (n values) is on top of the stack. */
+static void emit_event(lua_State *L, const cb_client *c, const cb_transfer *t, int n)
+{
+	const request_ctx *ctx = t->user;
+	int event;
+
+	if (c->on_event == LUA_NOREF)
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->on_event);
+	lua_createtable(L, 0, 12);
+	event = lua_gettop(L);
+	lua_pushliteral(L, "request");
+	lua_setfield(L, event, "type");
+	lua_pushinteger(L, (lua_Integer)t->id);
+	lua_setfield(L, event, "id");
+	lua_pushliteral(L, "GET");
+	lua_setfield(L, event, "method");
+	lua_pushstring(L, t->path);
+	lua_setfield(L, event, "path");
+	lua_pushinteger(L, t->attempts);
+	lua_setfield(L, event, "attempts");
+	lua_pushnumber(L, (lua_Number)(t->finished_ms - t->submitted_ms));
+	lua_setfield(L, event, "duration_ms");
+	lua_pushboolean(L, n == 1);
+	lua_setfield(L, event, "ok");
+	if (t->status) {
+		lua_pushinteger(L, t->status);
+		lua_setfield(L, event, "status");
+	}
+	if (t->request_id[0]) {
+		lua_pushstring(L, t->request_id);
+		lua_setfield(L, event, "request_id");
+	}
+	if (n == 3) {
+		lua_getfield(L, event - 2, "kind"); /* err is just below the function and the event */
+		lua_setfield(L, event, "kind");
+	}
+	if (ctx->kind == REQUEST_RECORD) {
+		lua_pushstring(L, ctx->job_id);
+		lua_setfield(L, event, "job_id");
+		lua_pushinteger(L, ctx->build_no);
+		lua_setfield(L, event, "build_no");
+	}
+	if (lua_pcall(L, 1, 0, 0) != 0) {
+		fprintf(stderr, "codeartsbuild: on_event hook failed: %s\n", lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+}
+
+/* Pushes the outcome of a done transfer (see push_outcome) after telling on_event about it. */
+static int deliver(lua_State *L, const cb_client *c, const cb_transfer *t)
+{
+	int n = push_outcome(L, t);
+	emit_event(L, c, t, n);
+	return n;
+}
+
 /* ---- methods ---- */
 
 static int record_info_with(lua_State *L, cb_client *c, int arg)
@@ -678,7 +742,7 @@ static int record_info_with(lua_State *L, cb_client *c, int arg)
 		t = wait_for(L, c, t->id, &f);
 	if (t == NULL)
 		return push_failure(L, &f);
-	n = push_outcome(L, t);
+	n = deliver(L, c, t);
 	cb_transfer_free(t);
 	return n;
 }
@@ -708,7 +772,7 @@ static int client_submit(lua_State *L)
 }
 
 /* Appends {id =, job_id =, build_no =, record = | message =, err =} for t to the list at idx. */
-static void append_result(lua_State *L, int list, const cb_transfer *t)
+static void append_result(lua_State *L, const cb_client *c, int list, const cb_transfer *t)
 {
 	const request_ctx *ctx = t->user;
 	int entry, n;
@@ -723,7 +787,7 @@ static void append_result(lua_State *L, int list, const cb_transfer *t)
 		lua_pushinteger(L, ctx->build_no);
 		lua_setfield(L, entry, "build_no");
 	}
-	n = push_outcome(L, t);
+	n = deliver(L, c, t);
 	if (n == 1) {
 		lua_setfield(L, entry, ctx->kind == REQUEST_RECORD ? "record" : "body");
 	} else {
@@ -758,7 +822,7 @@ static int client_poll(lua_State *L)
 		while ((t = cb_engine_next_done(c->engine)) != NULL) {
 			if (moved_to_v1(L, c, t))
 				continue;
-			append_result(L, list, t);
+			append_result(L, c, list, t);
 			cb_transfer_free(t);
 		}
 		/* A request sent again to v1 is not done yet: keep waiting while time is left. */
@@ -805,7 +869,7 @@ static int client_get(lua_State *L)
 		t = wait_for(L, c, t->id, &f);
 	if (t == NULL)
 		return push_failure(L, &f);
-	n = push_outcome(L, t);
+	n = deliver(L, c, t);
 	cb_transfer_free(t);
 	return n;
 }
@@ -869,7 +933,7 @@ static int client_info(lua_State *L)
 static int client_close(lua_State *L)
 {
 	cb_client *c = luaL_checkudata(L, 1, CLIENT_MT);
-	client_release(c);
+	client_release(L, c);
 	return 0;
 }
 
@@ -1016,6 +1080,15 @@ static int set_option(lua_State *L, cb_client *c, const char *name, int v, char 
 	}
 	if (strcmp(name, "api") == 0)
 		return set_api(L, v, c, msg, msglen);
+	if (strcmp(name, "on_event") == 0) {
+		if (lua_type(L, v) != LUA_TFUNCTION)
+			luaL_error(L, "option 'on_event' must be a function, got %s", luaL_typename(L, v));
+		if (c->on_event != LUA_NOREF)
+			luaL_unref(L, LUA_REGISTRYINDEX, c->on_event);
+		lua_pushvalue(L, v);
+		c->on_event = luaL_ref(L, LUA_REGISTRYINDEX);
+		return 0;
+	}
 	return set_numeric_option(L, c, name, v, msg, msglen);
 }
 
@@ -1088,6 +1161,7 @@ static int push_new_client(lua_State *L, int opts)
 	cb_client *c = lua_newuserdata(L, sizeof *c);
 
 	memset(c, 0, sizeof *c);
+	c->on_event = LUA_NOREF;
 	cb_config_init(&c->cfg);
 	c->settings.api_mode = API_AUTO;
 	c->settings.concurrency = DEFAULT_CONCURRENCY;
@@ -1107,7 +1181,7 @@ static int push_new_client(lua_State *L, int opts)
 		c->closed = 0;
 		return 1;
 	}
-	client_release(c);
+	client_release(L, c);
 	return push_failure(L, &f);
 }
 

@@ -315,6 +315,7 @@ static void fail_to_start(cb_engine *e, cb_transfer *t, const char *why)
 {
 	snprintf(t->error, sizeof t->error, "%s", why);
 	t->result = CURLE_FAILED_INIT;
+	t->finished_ms = now_ms();
 	list_append(&e->done, t);
 }
 
@@ -402,7 +403,7 @@ cb_transfer *cb_engine_submit(cb_engine *e, const char *path, const char *query,
 		return NULL;
 	}
 	t->id = ++e->next_id;
-	t->not_before_ms = now_ms();
+	t->submitted_ms = t->not_before_ms = now_ms();
 	list_append(&e->queued, t);
 	return t;
 }
@@ -530,6 +531,7 @@ static void finish_attempt(cb_engine *e, cb_transfer *t, CURLcode result)
 		t->not_before_ms = now_ms() + retry_delay_ms(e, t);
 		list_append(&e->queued, t);
 	} else {
+		t->finished_ms = now_ms();
 		list_append(&e->done, t);
 	}
 }

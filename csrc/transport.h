@@ -37,6 +37,7 @@ typedef struct {
 struct cb_transfer {
 	long long id;
 	int attempts; /* attempts started so far */
+	long long submitted_ms, finished_ms; /* monotonic clock */
 	/* The outcome of the last attempt, filled in when the transfer is done. */
 	CURLcode result;
 	long status;        /* HTTP status, 0 when no response arrived */

@@ -289,3 +289,59 @@ describe("a client against the emulator", function()
     end)
   end)
 end)
+
+describe("the on_event hook", function()
+  local emu
+
+  setup(function() emu = emulator.start{} end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  it("hears of every request that is done, how it ended and how long it took", function()
+    local events = {}
+    local c = clients.aksk(emu, { retries = 1, backoff = 0, on_event = function(e) events[#events + 1] = e end })
+    emu:faults{ { action = "status", status = 503, build_no = 9 } }
+    assert(c:record_info(JOB, 8))
+    assert.is_nil(c:record_info(JOB, 9))
+    local id = assert(c:submit(JOB, 10))
+    clients.drain(c)
+    c:close()
+    assert.are.equal(3, #events)
+    local ok, failed, polled = events[1], events[2], events[3]
+    assert.are.equal("request", ok.type)
+    assert.are.equal("GET", ok.method)
+    assert.are.equal("/v3/jobs/" .. JOB .. "/8/record-info", ok.path)
+    assert.is_true(ok.ok)
+    assert.are.equal(200, ok.status)
+    assert.are.equal(1, ok.attempts)
+    assert.are.equal(8, ok.build_no)
+    assert.are.equal(JOB, ok.job_id)
+    assert.truthy(ok.request_id:match("^%x+$"))
+    assert.are.equal("number", type(ok.duration_ms))
+    assert.is_false(failed.ok)
+    assert.are.equal("http", failed.kind)
+    assert.are.equal(503, failed.status)
+    assert.are.equal(2, failed.attempts)
+    assert.are.equal(id, polled.id)
+    assert.are.equal(10, polled.build_no)
+  end)
+
+  it("loses no result when the hook fails, and says so on stderr", function()
+    local run = require "spec.support.run"
+    local code = ([[
+      local cb = require "codeartsbuild"
+      local c = assert(cb.new{ endpoint = %q, ak = %q, sk = %q, project_id = %q,
+                               on_event = function() error("hook broke") end })
+      local rec = assert(c:record_info(%q, 61))
+      print("record " .. rec.buildNo)
+    ]]):format(emu.url, emu.ak, emu.sk, emu.project_id, JOB)
+    local out, status = run.lua_code(code)
+    assert.are.equal(0, status, out)
+    assert.truthy(out:find("record 61", 1, true), out)
+    assert.truthy(out:find("codeartsbuild: on_event hook failed: .*hook broke"), out)
+  end)
+
+  it("raises when on_event is not a function", function()
+    assert.has_error(function() cb.new(clients.aksk_options(emu, { on_event = "print" })) end)
+  end)
+end)
