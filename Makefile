@@ -2,6 +2,7 @@
 #   make            build build/<version>/codeartsbuild/core.so
 #   make test       install what is missing (Debian/Ubuntu), build, run the busted suite
 #   make demo       install, build, run examples/quickstart.lua against the bundled emulator
+#   make test-all   the suite under Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT, each with its own build
 #   make deps       install the Debian packages the build and the tests need
 #   make lint       luacheck and cppcheck
 #   make clean
@@ -16,8 +17,9 @@ LUA_DEV := libluajit-5.1-dev
 else
 LUA_VERSION := $(patsubst lua%,%,$(LUA))
 LUA_PC := lua$(LUA_VERSION)
-LUA_DEV := liblua$(LUA_VERSION)-dev
+LUA_DEV := $(if $(filter 5.1,$(LUA_VERSION)),liblua5.1-0-dev,liblua$(LUA_VERSION)-dev)
 endif
+ALL_LUAS := lua5.1 lua5.2 lua5.3 lua5.4 luajit
 
 BUILD := build/$(LUA_VERSION)
 MODULE := $(BUILD)/codeartsbuild/core.so
@@ -39,7 +41,7 @@ DEB_PACKAGES := gcc make pkg-config $(LUA) $(LUA_DEV) lua-cjson lua-busted lua-c
 	libcurl4-openssl-dev libssl-dev python3 openssl curl cppcheck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all test demo deps lint clean
+.PHONY: all test test-all demo deps lint clean
 
 all: $(MODULE)
 
@@ -63,6 +65,16 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory all
 	$(BUSTED)
+
+# The soak test runs once, under the default Lua (make test); the other runs leave it out.
+test-all:
+	@for lua in $(ALL_LUAS); do $(MAKE) --no-print-directory LUA=$$lua deps || exit 1; done
+	@status=0; for lua in $(ALL_LUAS); do \
+		echo "== $$lua"; \
+		$(MAKE) --no-print-directory LUA=$$lua all || exit 1; \
+		tags=; [ $$lua = $(LUA) ] || tags=--exclude-tags=soak; \
+		$$lua /usr/bin/busted $$tags || status=1; \
+	done; exit $$status
 
 demo: deps
 	@$(MAKE) --no-print-directory all

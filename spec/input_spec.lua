@@ -56,7 +56,7 @@ local BAD_BUILD_NOS_CODE = [[
     { "'0000000000'", "0000000000" },
   }
 ]]
-local BAD_BUILD_NOS = assert(load(BAD_BUILD_NOS_CODE))()
+local BAD_BUILD_NOS = assert((loadstring or load)(BAD_BUILD_NOS_CODE))() -- luacheck: ignore loadstring
 
 describe("input checks", function()
   local emu, client

@@ -31,8 +31,15 @@ describe("the rockspec", function()
       package.path = %q .. "/?.lua;" .. %q .. "/?/init.lua;" .. package.path
       package.cpath = %q .. "/?.so;" .. package.cpath
       local cb = require "codeartsbuild"
-      print(package.searchpath("codeartsbuild.core", package.cpath))
-      print(package.searchpath("codeartsbuild", package.path))
+      local function search(name, path) -- package.searchpath, which Lua 5.1 lacks
+        for template in path:gmatch("[^;]+") do
+          local file = template:gsub("%%?", (name:gsub("%%.", "/")))
+          local f = io.open(file)
+          if f then f:close() return file end
+        end
+      end
+      print(search("codeartsbuild.core", package.cpath))
+      print(search("codeartsbuild", package.path))
       print(cb._VERSION, #cb.regions)
     ]]):format(lua_dir, lua_dir, lib_dir)
     out, status = run.capture(run.lua .. " -e " .. run.quote(code))
