@@ -3,6 +3,7 @@
 #   make test       install what is missing (Debian/Ubuntu), build, run the busted suite
 #   make demo       install, build, run examples/quickstart.lua against the bundled emulator
 #   make test-all   the suite under Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT, each with its own build
+#   make static     build/<version>/libcodeartsbuild.a, for hosts that link the module in
 #   make deps       install the Debian packages the build and the tests need
 #   make lint       luacheck and cppcheck
 #   make clean
@@ -41,7 +42,10 @@ DEB_PACKAGES := gcc make pkg-config $(LUA) $(LUA_DEV) lua-cjson lua-busted lua-c
 	libcurl4-openssl-dev libssl-dev python3 openssl curl cppcheck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all test test-all demo deps lint clean
+STATIC := $(BUILD)/libcodeartsbuild.a
+EMBED := examples/embed/embed
+
+.PHONY: all static embed-example test test-all demo deps lint clean
 
 all: $(MODULE)
 
@@ -52,6 +56,18 @@ $(BUILD)/obj/%.o: csrc/%.c $(HEADERS)
 $(MODULE): $(OBJECTS)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS) -o $@ $(OBJECTS) $(MODULE_LIBS)
+
+static: $(STATIC)
+
+$(STATIC): $(OBJECTS)
+	$(AR) rcs $@ $(OBJECTS)
+
+# A Lua 5.4 host with the module linked in (examples/embed/main.c); the suite builds and runs it.
+$(EMBED): examples/embed/main.c csrc/codeartsbuild.h $(STATIC)
+	$(CC) $(CFLAGS) -std=c99 $(WARNINGS) -Icsrc $(shell $(PKG_CONFIG) --cflags $(LUA_PC)) -o $@ $< $(STATIC) \
+		$(shell $(PKG_CONFIG) --libs $(LUA_PC)) $(MODULE_LIBS) -lm
+
+embed-example: $(EMBED)
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -86,4 +102,4 @@ lint:
 		$(shell $(PKG_CONFIG) --cflags-only-I libcurl 2>/dev/null) csrc
 
 clean:
-	rm -rf build
+	rm -rf build $(EMBED)
