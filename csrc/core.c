@@ -786,6 +786,9 @@ static void append_result(lua_State *L, const cb_client *c, int list, const cb_t
 		lua_setfield(L, entry, "job_id");
 		lua_pushinteger(L, ctx->build_no);
 		lua_setfield(L, entry, "build_no");
+	} else {
+		lua_pushstring(L, t->path);
+		lua_setfield(L, entry, "path");
 	}
 	n = deliver(L, c, t);
 	if (n == 1) {
@@ -848,23 +851,43 @@ static int client_pending(lua_State *L)
 	return 1;
 }
 
+/* Checks get()'s arguments and queues the request; returns it, or NULL with f filled in. */
+static cb_transfer *submit_get_request(lua_State *L, cb_client *c, request_ctx *ctx, failure *f)
+{
+	cb_kv query[MAX_QUERY_PAIRS];
+	size_t nquery;
+
+	memset(ctx, 0, sizeof *ctx);
+	ctx->kind = REQUEST_GET;
+	failure_init(f, ctx);
+	if (check_path(L, 2, ctx, f) != 0)
+		return NULL;
+	nquery = collect_query(L, 3, query);
+	return start_request(c, lua_tostring(L, 2), query, nquery, ctx, f);
+}
+
+/* client:submit_get(path[, query]): get() without waiting; poll() returns {id, path, body}. */
+static int client_submit_get(lua_State *L)
+{
+	cb_client *c = check_client(L);
+	request_ctx ctx;
+	failure f;
+	cb_transfer *t = submit_get_request(L, c, &ctx, &f);
+
+	if (t == NULL)
+		return push_failure(L, &f);
+	lua_pushinteger(L, (lua_Integer)t->id);
+	return 1;
+}
+
 static int client_get(lua_State *L)
 {
 	cb_client *c = check_client(L);
-	cb_kv query[MAX_QUERY_PAIRS];
 	request_ctx ctx;
 	failure f;
-	cb_transfer *t;
-	size_t nquery;
+	cb_transfer *t = submit_get_request(L, c, &ctx, &f);
 	int n;
 
-	memset(&ctx, 0, sizeof ctx);
-	ctx.kind = REQUEST_GET;
-	failure_init(&f, &ctx);
-	if (check_path(L, 2, &ctx, &f) != 0)
-		return push_failure(L, &f);
-	nquery = collect_query(L, 3, query);
-	t = start_request(c, lua_tostring(L, 2), query, nquery, &ctx, &f);
 	if (t)
 		t = wait_for(L, c, t->id, &f);
 	if (t == NULL)
@@ -1325,6 +1348,7 @@ static const luaL_Reg client_methods[] = {
 	{"pending", client_pending},
 	{"cancel", client_cancel},
 	{"get", client_get},
+	{"submit_get", client_submit_get},
 	{"info", client_info},
 	{"close", client_close},
 	{NULL, NULL},

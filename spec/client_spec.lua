@@ -265,6 +265,19 @@ describe("a client against the emulator", function()
       assert.truthy(tonumber(status.result.last_build_no) > 1000)
     end)
 
+    it("runs without waiting through submit_get and poll", function()
+      local id = assert(client:submit_get("/v3/jobs/" .. JOB .. "/history", { offset = 0, limit = 2, interval = 30 }))
+      assert(client:submit(JOB, 5))
+      local got = {}
+      for _, r in ipairs(clients.drain(client)) do got[r.id] = r end
+      local entry = got[id]
+      assert.are.equal("/v3/jobs/" .. JOB .. "/history", entry.path)
+      assert.are.equal(2, #entry.body.history_records)
+      assert.is_nil(entry.build_no)
+      local _, _, err = client:submit_get("no-slash")
+      assert.are.equal("invalid", err.kind)
+    end)
+
     it("sends the query and gets integers back for integral numbers", function()
       local page = assert(client:get("/v3/jobs/" .. JOB .. "/history", { offset = 0, limit = 5, interval = 30 }))
       assert.are.equal(5, #page.history_records)
