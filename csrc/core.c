@@ -1370,13 +1370,38 @@ static const luaL_Reg module_functions[] = {
 	{NULL, NULL},
 };
 
-/* The decoder: a private lua-cjson instance, so our limits do not change anyone else's. */
-static void push_decoder(lua_State *L)
+/* Inside Neovim without lua-cjson: vim.json (the same engine), called like cjson.safe. */
+static const char vim_json_decoder[] =
+	"local decode = vim.json.decode\n"
+	"local options = { luanil = { object = true, array = true } }\n"
+	"return function(text)\n"
+	"  local ok, value = pcall(decode, text, options)\n"
+	"  if ok then return value end\n"
+	"  return nil, value\n"
+	"end\n";
+
+/* Pushes the decoder, a function like cjson.safe.decode, and returns the engine's name: a
+ * private lua-cjson instance (so our limits change nobody else's), or Neovim's vim.json. */
+static const char *push_decoder(lua_State *L)
 {
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "cjson.safe");
-	if (lua_pcall(L, 1, 1, 0) != 0)
+	if (lua_pcall(L, 1, 1, 0) != 0) {
+		lua_getglobal(L, "vim");
+		if (lua_type(L, -1) == LUA_TTABLE) {
+			lua_getfield(L, -1, "json");
+			if (lua_type(L, -1) == LUA_TTABLE) {
+				lua_pop(L, 3);
+				if (luaL_loadbuffer(L, vim_json_decoder, sizeof vim_json_decoder - 1, "=codeartsbuild.json") != 0)
+					lua_error(L);
+				lua_call(L, 0, 1);
+				return "vim.json";
+			}
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
 		luaL_error(L, "codeartsbuild.core needs lua-cjson: %s", lua_tostring(L, -1));
+	}
 	lua_getfield(L, -1, "new");
 	lua_call(L, 0, 1);
 	lua_getfield(L, -1, "decode_max_depth");
@@ -1388,6 +1413,7 @@ static void push_decoder(lua_State *L)
 	lua_getfield(L, -1, "decode");
 	lua_replace(L, -3);
 	lua_pop(L, 1);
+	return "cjson";
 }
 
 static void push_regions(lua_State *L)
@@ -1404,6 +1430,7 @@ static void push_regions(lua_State *L)
 CB_EXPORT int luaopen_codeartsbuild_core(lua_State *L)
 {
 	static int curl_ready = 0;
+	const char *json_engine;
 	int state;
 
 	if (!curl_ready) {
@@ -1413,7 +1440,7 @@ CB_EXPORT int luaopen_codeartsbuild_core(lua_State *L)
 	}
 	lua_createtable(L, S_SLOTS, 0);
 	state = lua_gettop(L);
-	push_decoder(L);
+	json_engine = push_decoder(L);
 	lua_rawseti(L, state, S_DECODE);
 	cb_record_push_tables(L);
 	lua_rawseti(L, state, S_RECORD_MT);
@@ -1449,5 +1476,7 @@ CB_EXPORT int luaopen_codeartsbuild_core(lua_State *L)
 	lua_setfield(L, -2, "regions");
 	lua_pushliteral(L, CB_VERSION);
 	lua_setfield(L, -2, "version");
+	lua_pushstring(L, json_engine);
+	lua_setfield(L, -2, "json");
 	return 1;
 }
