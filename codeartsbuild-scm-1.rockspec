@@ -44,5 +44,7 @@ build = {
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["codeartsbuild"] = "lua/codeartsbuild/init.lua",
+    ["codeartsbuild.batch"] = "lua/codeartsbuild/batch.lua",
+    ["codeartsbuild.query"] = "lua/codeartsbuild/query.lua",
   },
 }

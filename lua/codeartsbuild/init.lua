@@ -7,6 +7,8 @@
 --     local rec = assert(cb.record_info("cb5fa20de5fd4cf8be681d4bd6fdd2f6", 61))
 --     print(rec)  --> #61 SUCCESS master c2be53c MANUAL 52.3s 2022-09-09 06:31
 local core = require "codeartsbuild.core"
+local batch = require "codeartsbuild.batch" -- installs client:latest/records/fetch/history
+local query = require "codeartsbuild.query"
 
 local M = {
   _VERSION = core.version,
@@ -37,5 +39,29 @@ local error_metatable = getmetatable(core.error{ kind = "invalid", message = "" 
 function M.is_error(err, kind)
   return type(err) == "table" and getmetatable(err) == error_metatable and (kind == nil or err.kind == kind)
 end
+
+--- `fn(client, ...)` on the default client, or `nil, message, err` when it cannot be made.
+local function on_default_client(method)
+  return function(...)
+    local client, message, err = core.default_client()
+    if not client then return nil, message, err end
+    return method(client, ...)
+  end
+end
+
+--- `cb.latest(job_id)`, `cb.records(job_id, opts)`, `cb.fetch(job_id, builds, opts)` and
+-- `cb.history(job_id, opts)`: the client methods of the same names, on `cb.default_client()`.
+M.latest = on_default_client(batch.methods.latest)
+M.records = on_default_client(batch.methods.records)
+M.fetch = on_default_client(batch.methods.fetch)
+M.history = on_default_client(batch.methods.history)
+
+--- Working with lists of records (see codeartsbuild.query): `cb.where(spec)` builds a predicate,
+-- `cb.filter(records_or_iterator, spec_or_predicate)` a list, `cb.summary(records)` counts and
+-- durations (in seconds), `cb.time(iso)` epoch seconds.
+M.where = query.where
+M.filter = query.filter
+M.summary = query.summary
+M.time = query.time
 
 return M

@@ -1,0 +1,660 @@
+--- codeartsbuild.batch: many builds at once, on the C engine's submit/poll/cancel/get.
+--
+-- Requiring this module installs methods on every client (`core.client_methods`):
+--
+--     client:latest(job_id)                 newest build number, or nil, message, err
+--     client:records(job_id, opts)          for build_no, record, err in ... (in build order)
+--     client:fetch(job_id, builds, opts)    records (list), errors (build_no -> err)
+--     client:history(job_id, opts)          for entry in ... (the history API, page by page)
+--
+-- A records() walk keeps at most `opts.concurrency` requests submitted and not yet yielded: that
+-- window is both the in-flight bound and the reorder buffer, so memory does not grow with the range.
+--
+-- Several walks (and the caller's own submit/poll) may share one client. poll() hands back every
+-- finished request of the client, whoever submitted it, so results go through a per-client mailbox:
+-- a walk files what it receives by request id, and results of requests the caller submitted wait
+-- for the caller's next client:poll(), which this module wraps for that purpose (client:pending()
+-- and client:cancel() likewise know about those held results). With no walk running on a client,
+-- the wrapped methods are the core's own.
+local core = require "codeartsbuild.core"
+local query = require "codeartsbuild.query"
+
+local methods = core.client_methods
+
+local M = {}
+
+local MAX_BUILD_NO = 2147483647
+local DEFAULT_CONCURRENCY = 8
+local MAX_CONCURRENCY = 1024
+
+---------------------------------------------------------------------------------------------------
+-- Errors
+
+--- An error value shaped like the core's (`kind`, `message`, `retryable`, `attempts`, ...).
+local function new_error(kind, message, fields)
+  local err = { kind = kind, message = message, retryable = false, attempts = 0 }
+  for k, v in pairs(fields or {}) do err[k] = v end
+  return core.error(err)
+end
+
+local function failure(kind, message, fields)
+  return nil, message, new_error(kind, message, fields)
+end
+
+--- nil when job_id is fine; else nil, message, err (kind invalid). A non-string raises, as the core does.
+local function check_job_id(caller, job_id, level)
+  if type(job_id) ~= "string" then
+    error(("bad argument #1 to '%s' (string expected, got %s)"):format(caller, type(job_id)), level + 1)
+  end
+  if #job_id ~= 32 or job_id:find("[^%w]") then
+    return failure("invalid", ("%s: invalid job_id: expected 32 letters or digits"):format(caller))
+  end
+  return nil
+end
+
+---------------------------------------------------------------------------------------------------
+-- The per-client mailbox, and the wrapped poll/pending/cancel
+
+-- The core's own methods. Kept on the core module so that loading this file twice (a cleared
+-- package.loaded) wraps the originals, never a wrapper.
+local raw = rawget(core, "_unwrapped_client_methods")
+if not raw then
+  raw = { poll = methods.poll, pending = methods.pending, cancel = methods.cancel }
+  core._unwrapped_client_methods = raw
+end
+
+-- client -> { owned = {id = true}, owned_count, arrived = {id = result}, foreign = {result...} }
+--   owned:   requests submitted by walks, not received yet
+--   arrived: results of walks' requests, received, not yet taken by their walk
+--   foreign: results of the caller's own requests that a walk's poll received
+local mailboxes = setmetatable({}, { __mode = "k" })
+
+local function mailbox_of(client)
+  local box = mailboxes[client]
+  if not box then
+    box = { owned = {}, owned_count = 0, arrived = {}, foreign = {} }
+    mailboxes[client] = box
+  end
+  return box
+end
+
+local function own(box, id)
+  box.owned[id] = true
+  box.owned_count = box.owned_count + 1
+end
+
+local function submit_owned(client, box, job_id, build_no)
+  local id, message, err = client:submit(job_id, build_no)
+  if id then own(box, id) end
+  return id, message, err
+end
+
+local function disown(box, id)
+  if box.owned[id] then
+    box.owned[id] = nil
+    box.owned_count = box.owned_count - 1
+    return true
+  end
+  return false
+end
+
+--- Runs the engine once (the core's poll) and files each finished request; returns how many.
+local function receive(client, box, timeout_ms)
+  local results = raw.poll(client, timeout_ms)
+  for _, result in ipairs(results) do
+    if disown(box, result.id) then
+      box.arrived[result.id] = result
+    else
+      box.foreign[#box.foreign + 1] = result
+    end
+  end
+  return #results
+end
+
+-- Coroutines whose walks must not block (the Neovim adapter's): where others wait inside poll(),
+-- they poll with a zero timeout and yield, to be resumed by their driver. Weak: a finished
+-- coroutine goes away by itself.
+local yielding = setmetatable({}, { __mode = "k" })
+
+--- Marks a coroutine as one whose walks yield instead of waiting (see codeartsbuild.nvim).
+---@param co thread
+function M.yielding(co)
+  yielding[co] = true
+end
+
+--- Lets the engine make progress for a walk: a blocking poll, or in a yielding coroutine a poll
+-- that does not wait, then a yield when nothing arrived. Returns false when nothing is pending.
+local function wait_for_engine(client, box)
+  local co = coroutine.running()
+  if co and yielding[co] then
+    if receive(client, box, 0) == 0 then coroutine.yield() end
+    return true
+  end
+  -- poll() without a timeout returns once a request is done, or at once when none is pending.
+  return receive(client, box, nil) > 0 or raw.pending(client) > 0
+end
+
+--- The result of a walk's request, waiting for it as long as it takes.
+local function await(client, box, id)
+  while true do
+    local result = box.arrived[id]
+    if result then
+      box.arrived[id] = nil
+      return result
+    end
+    if not box.owned[id] then
+      error(("codeartsbuild: request %d was cancelled while a walk waited for it"):format(id), 0)
+    end
+    if not wait_for_engine(client, box) then
+      error(("codeartsbuild: request %d is no longer known to the engine"):format(id), 0)
+    end
+  end
+end
+
+--- client:get() through the walk's mailbox, so that it waits (or yields) like the walk's requests.
+local function get_owned(client, path, query_table)
+  local box = mailbox_of(client)
+  local id, message, err = client:submit_get(path, query_table)
+  if not id then return nil, message, err end
+  own(box, id)
+  local result = await(client, box, id)
+  return result.body, result.message, result.err
+end
+
+--- Forgets a walk's request: cancelled when in flight, dropped when it already arrived.
+local function forget(client, box, id)
+  if disown(box, id) then
+    pcall(raw.cancel, client, id) -- a closed client has nothing left to cancel
+  end
+  box.arrived[id] = nil
+end
+
+--- client:poll([timeout_ms]), as the core's, minus the walks' requests. While a walk has requests
+-- in flight, a poll with a timeout may return an empty list early: a walk's result came first.
+function methods.poll(client, timeout_ms)
+  local box = mailboxes[client]
+  if box == nil or (box.owned_count == 0 and box.foreign[1] == nil) then
+    return raw.poll(client, timeout_ms)
+  end
+  if box.foreign[1] == nil then
+    repeat
+      receive(client, box, timeout_ms)
+    until timeout_ms ~= nil or box.foreign[1] ~= nil or raw.pending(client) == 0
+  end
+  local results = box.foreign
+  box.foreign = {}
+  return results
+end
+
+--- client:pending(): requests in flight on the client (a walk's window included) plus finished
+-- ones that poll has not returned yet.
+function methods.pending(client)
+  local count = raw.pending(client)
+  local box = mailboxes[client]
+  return box and count + #box.foreign or count
+end
+
+--- client:cancel(id), as the core's; a walk's own request is not the caller's to cancel (false).
+function methods.cancel(client, id)
+  local box = mailboxes[client]
+  if box then
+    if box.owned[id] then return false end
+    for i, result in ipairs(box.foreign) do
+      if result.id == id then
+        table.remove(box.foreign, i)
+        return true
+      end
+    end
+  end
+  return raw.cancel(client, id)
+end
+
+---------------------------------------------------------------------------------------------------
+-- latest()
+
+-- Probing for the newest build can land on a deleted build and take it for the end of the job.
+-- Before answering n, it checks that this many builds after n+1 are missing too, so that runs of
+-- up to GAP_TOLERANCE deleted builds next to a probe do not hide newer builds.
+local GAP_TOLERANCE = 2
+local MAX_PROBES = 400 -- far above what 2^31 builds need: a guard against a service that flickers
+
+--- A probe function: probe(n) -> true (exists), false (404), or nil, message, err.
+local function prober(client, job_id)
+  local box, count = mailbox_of(client), 0
+  local first_miss = nil -- message, err of the first 404: the answer when no build exists at all
+  return function(n)
+    count = count + 1
+    if count > MAX_PROBES then
+      return failure("api", ("latest %s: no answer after %d probes"):format(job_id, MAX_PROBES), { job_id = job_id })
+    end
+    local id, message, err = submit_owned(client, box, job_id, n)
+    if id then
+      local result = await(client, box, id)
+      if result.record then return true end
+      message, err = result.message, result.err
+    end
+    if err.kind ~= "not_found" then return nil, message, err end
+    first_miss = first_miss or { message, err }
+    return false
+  end, function() return first_miss end
+end
+
+--- From a known build `lo` (0: none known), probes lo+1, lo+2, lo+4, ... until a miss.
+-- Returns the last hit and the first miss (nil when MAX_BUILD_NO exists), or nil, message, err.
+local function gallop(probe, lo)
+  local start, step = lo, 1
+  while true do
+    local n = math.min(start + step, MAX_BUILD_NO)
+    local hit, message, err = probe(n)
+    if hit == nil then return nil, message, err end
+    if not hit then return lo, n end
+    if n == MAX_BUILD_NO then return n, nil end
+    lo, step = n, step * 2
+  end
+end
+
+--- Binary search between a hit (or 0) and a miss: the last hit before the first miss.
+local function bisect(probe, lo, hi)
+  while hi - lo > 1 do
+    local mid = math.floor((lo + hi) / 2)
+    local hit, message, err = probe(mid)
+    if hit == nil then return nil, message, err end
+    if hit then lo = mid else hi = mid end
+  end
+  return lo
+end
+
+--- The first build that exists among the GAP_TOLERANCE after n+1 (n+1 is known missing), or false.
+local function build_past_gap(probe, n)
+  for candidate = n + 2, math.min(n + 1 + GAP_TOLERANCE, MAX_BUILD_NO) do
+    local hit, message, err = probe(candidate)
+    if hit == nil then return nil, message, err end
+    if hit then return candidate end
+  end
+  return false
+end
+
+--- The newest build by probing record-info: O(log n) requests.
+local function probe_latest(client, job_id)
+  local probe, first_miss = prober(client, job_id)
+  local lo = 0
+  while true do
+    local last_hit, first_missing, err = gallop(probe, lo)
+    if last_hit == nil then return nil, first_missing, err end
+    if first_missing == nil then return last_hit end
+    last_hit, first_missing, err = bisect(probe, last_hit, first_missing)
+    if last_hit == nil then return nil, first_missing, err end
+    local newer
+    newer, first_missing, err = build_past_gap(probe, last_hit)
+    if newer == nil then return nil, first_missing, err end
+    if not newer then
+      if last_hit > 0 then return last_hit end
+      local miss = first_miss()
+      return nil, miss[1], miss[2]
+    end
+    lo = newer
+  end
+end
+
+--- The build number from a running-status body, or nil, message, err.
+local function build_no_from_status(job_id, body)
+  local result = type(body) == "table" and body.result
+  local n = type(result) == "table" and tonumber(result.last_build_no)
+  if not n or n ~= math.floor(n) or n < 0 then
+    return failure("decode", ("latest %s: running-status has no last_build_no"):format(job_id), { job_id = job_id })
+  end
+  if n == 0 then
+    return failure("not_found", ("latest %s: the job has no builds"):format(job_id), { job_id = job_id })
+  end
+  return math.floor(n) -- an integer on 5.3+
+end
+
+--- The newest build number of a job: `GET /v1/job/{job_id}/running-status`, and when that API is
+-- missing (`not_found`), probing record-info: builds 1, 2, 4, 8, ... until one is missing, then a
+-- binary search between the last hit and that miss, O(log n) requests. Probing assumes that the
+-- job's numbers run without gaps, except for runs of at most 2 deleted builds (it looks that far
+-- past a miss before believing it); a longer run of deleted builds can make it answer too low.
+---@param client userdata a codeartsbuild client
+---@param job_id string
+---@return integer|nil build_no
+---@return string|nil message
+---@return table|nil err
+function methods.latest(client, job_id)
+  local _, message, err = check_job_id("latest", job_id, 2)
+  if message then return nil, message, err end
+  local body
+  body, message, err = get_owned(client, "/v1/job/" .. job_id .. "/running-status")
+  if body then return build_no_from_status(job_id, body) end
+  if err.kind ~= "not_found" then return nil, message, err end
+  return probe_latest(client, job_id)
+end
+
+---------------------------------------------------------------------------------------------------
+-- Options of records() and fetch()
+
+local OPTION_TYPES = {
+  from = "number", to = "number", order = "string", concurrency = "number", where = "function|table",
+  limit = "number", skip_missing = "boolean", on_progress = "function",
+}
+
+local function is_whole(x, low, high)
+  return x == math.floor(x) and x >= low and x <= high
+end
+
+--- Checks the option table: unknown names, wrong types and impossible values raise (they are
+-- mistakes in the calling code). `excluded` names are refused too (fetch takes no from/to).
+local function read_options(caller, opts, excluded, level)
+  level = level + 1
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error(("%s: options must be a table, got %s"):format(caller, type(opts)), level)
+  end
+  for name, value in pairs(opts) do
+    local expected = OPTION_TYPES[name]
+    if expected == nil or (excluded and excluded[name]) then
+      error(("%s: unknown option %s"):format(caller, tostring(name)), level)
+    end
+    if not expected:find(type(value), 1, true) then
+      error(("%s: option %s must be a %s, got %s"):format(caller, name, expected:gsub("|", " or "), type(value)),
+        level)
+    end
+  end
+  if opts.order ~= nil and opts.order ~= "asc" and opts.order ~= "desc" then
+    error(("%s: order must be \"asc\" or \"desc\", got %q"):format(caller, opts.order), level)
+  end
+  if opts.concurrency ~= nil and not is_whole(opts.concurrency, 1, MAX_CONCURRENCY) then
+    error(("%s: concurrency must be an integer from 1 to %d"):format(caller, MAX_CONCURRENCY), level)
+  end
+  if opts.limit ~= nil and not is_whole(opts.limit, 0, math.huge) then
+    error(("%s: limit must be an integer >= 0"):format(caller), level)
+  end
+  return {
+    order = opts.order or "asc",
+    concurrency = opts.concurrency or DEFAULT_CONCURRENCY,
+    where = opts.where ~= nil and query.where(opts.where) or nil,
+    limit = opts.limit,
+    skip_missing = opts.skip_missing ~= false,
+    on_progress = opts.on_progress,
+    from = opts.from,
+    to = opts.to,
+  }
+end
+
+--- nil when n is a build number; else nil, message, err (kind invalid), as record_info says it.
+local function check_build_no(caller, name, n)
+  if not is_whole(n, 1, MAX_BUILD_NO) then
+    return failure("invalid", ("%s: invalid %s: expected an integer from 1 to %d, got %s"):format(
+      caller, name, MAX_BUILD_NO, tostring(n)))
+  end
+  return nil
+end
+
+--- The builds of a walk, { count =, at = function(i) }, from a range; `to` defaults to latest().
+-- Returns nil, message, err when a bound is not a build number or latest() fails.
+local function range_builds(client, caller, job_id, from, to, order)
+  from = from or 1
+  local _, message, err = check_build_no(caller, "from", from)
+  if message then return nil, message, err end
+  if to == nil then
+    to, message, err = methods.latest(client, job_id)
+    if not to then return nil, message, err end
+  else
+    _, message, err = check_build_no(caller, "to", to)
+    if message then return nil, message, err end
+  end
+  local count = math.max(0, to - from + 1) -- from > to: nothing, as in a numeric for
+  if order == "desc" then
+    return { count = count, at = function(i) return to - i + 1 end }
+  end
+  return { count = count, at = function(i) return from + i - 1 end }
+end
+
+--- The builds of a walk from a list; order "desc" walks it from its end.
+local function list_builds(list, order)
+  local count = #list
+  if order == "desc" then
+    return { count = count, at = function(i) return list[count - i + 1] end }
+  end
+  return { count = count, at = function(i) return list[i] end }
+end
+
+---------------------------------------------------------------------------------------------------
+-- The walk: a window of submitted requests over a sequence of builds, yielded in order
+
+--- An object whose collection (and, on 5.4, closing as a to-be-closed variable) calls release.
+-- Lua 5.1 and LuaJIT run __gc only for userdata, hence newproxy there; 5.2+ run it for tables.
+local function new_guard(release)
+  local newproxy = rawget(_G, "newproxy")
+  if newproxy then
+    local proxy = newproxy(true)
+    local mt = getmetatable(proxy)
+    mt.__gc, mt.__close = release, release
+    return proxy
+  end
+  return setmetatable({}, { __gc = release, __close = release })
+end
+
+local function new_walk(client, job_id, builds, options)
+  return {
+    client = client, box = mailbox_of(client), job_id = job_id, builds = builds,
+    options = options, capacity = options.concurrency,
+    next_index = 1,           -- the next build (in walk order) to submit
+    slots = {},               -- a ring of `capacity` slots: { build_no =, id = } or { build_no =, result = }
+    head = 1, tail = 0,       -- sequence numbers of the oldest and newest slot in the window
+    done = 0, yielded = 0, finished = false,
+  }
+end
+
+local function ring_index(walk, seq)
+  return (seq - 1) % walk.capacity + 1
+end
+
+--- Submits builds until the window is full or the sequence ends. A build the core refuses
+-- (an invalid number from a list) becomes a slot that already holds its failure.
+local function fill(walk)
+  while walk.tail - walk.head + 1 < walk.capacity and walk.next_index <= walk.builds.count do
+    local build_no = walk.builds.at(walk.next_index)
+    walk.next_index = walk.next_index + 1
+    local slot = { build_no = build_no }
+    local id, message, err = submit_owned(walk.client, walk.box, walk.job_id, build_no)
+    if id then
+      slot.id = id
+    else
+      slot.result = { message = message, err = err }
+    end
+    walk.tail = walk.tail + 1
+    walk.slots[ring_index(walk, walk.tail)] = slot
+  end
+end
+
+local function pop_oldest(walk)
+  local i = ring_index(walk, walk.head)
+  local slot = walk.slots[i]
+  walk.slots[i] = nil
+  walk.head = walk.head + 1
+  return slot
+end
+
+--- Cancels what is still in flight and drops what arrived early. Safe to call more than once.
+local function release(walk)
+  if walk.finished then return end
+  walk.finished = true
+  for seq = walk.head, walk.tail do
+    local slot = walk.slots[ring_index(walk, seq)]
+    if slot and slot.id then forget(walk.client, walk.box, slot.id) end
+  end
+  walk.slots, walk.head, walk.tail = {}, 1, 0
+end
+
+--- What one settled build gives the caller: build_no, record / build_no, nil, err / nothing (skip).
+local function outcome(walk, slot, result)
+  local options = walk.options
+  if result.record then
+    if options.where and not options.where(result.record) then return nil end
+    walk.yielded = walk.yielded + 1
+    if options.limit and walk.yielded >= options.limit then
+      release(walk) -- cancel the rest now, not when the loop asks again
+    end
+    return slot.build_no, result.record
+  end
+  if options.skip_missing and result.err.kind == "not_found" then return nil end
+  return slot.build_no, nil, result.err
+end
+
+--- The next build_no, record, err of the walk, or nothing when it is over.
+local function step(walk)
+  while not walk.finished do
+    if walk.options.limit and walk.yielded >= walk.options.limit then break end
+    fill(walk)
+    if walk.head > walk.tail then break end
+    local slot = pop_oldest(walk)
+    local result = slot.result or await(walk.client, walk.box, slot.id)
+    walk.done = walk.done + 1
+    if walk.options.on_progress then walk.options.on_progress(walk.done, walk.builds.count) end
+    local build_no, record, err = outcome(walk, slot, result)
+    if build_no ~= nil then return build_no, record, err end
+  end
+  release(walk)
+  return nil
+end
+
+--- The generic-for values of a walk: the iterator, nil, nil and the guard (to-be-closed on 5.4).
+local function iterate(walk)
+  local guard = new_guard(function() release(walk) end)
+  walk.guard = guard -- the guard lives as long as the iterator does, and no longer
+  return function() return step(walk) end, nil, nil, guard
+end
+
+---------------------------------------------------------------------------------------------------
+-- records(), fetch(), history()
+
+--- Walks builds `from`..`to` of a job with up to `concurrency` requests in flight, yielding
+-- `build_no, record` or `build_no, nil, err` in build order (the first value is never nil):
+--
+--     for n, rec, err in assert(client:records(job, { from = 1, to = 200, concurrency = 16 })) do
+--       if rec then print(rec) else print(n, err) end
+--     end
+--
+-- Options: `from` (1), `to` (default `client:latest(job_id)`), `order` ("asc" or "desc"),
+-- `concurrency` (8), `where` (a predicate or a `where` spec: non-matching records are skipped, errors
+-- still yielded), `limit` (stop after that many records), `skip_missing` (true: a not_found build
+-- is skipped), `on_progress(done, total)` (after each build, done counting skipped ones too).
+-- A wrong option raises; a bad `from`/`to` or a failing latest() returns `nil, message, err`.
+-- The fourth value closes the walk (cancelling requests in flight) when a 5.4 loop ends or breaks;
+-- on older Lua, collecting the iterator does it.
+---@param client userdata a codeartsbuild client
+---@param job_id string
+---@param opts? table
+---@return function|nil iterator
+---@return any message
+---@return any err
+---@return any closer
+function methods.records(client, job_id, opts)
+  local options = read_options("records", opts, nil, 2)
+  local _, message, err = check_job_id("records", job_id, 2)
+  if message then return nil, message, err end
+  local builds
+  builds, message, err = range_builds(client, "records", job_id, options.from, options.to, options.order)
+  if not builds then return nil, message, err end
+  return iterate(new_walk(client, job_id, builds, options))
+end
+
+local FETCH_EXCLUDED = { from = true, to = true }
+
+--- Fetches builds of a job concurrently: `builds` is a list of build numbers or `{ from =, to = }`
+-- (`to` defaults to latest()). Returns `records`, a list in the input order (order "desc" reverses
+-- it) without the builds that failed or are missing, and `errors`, a map build_no -> err (with
+-- skip_missing, the default, missing builds are in neither). Options as `records` takes, without
+-- from/to. Returns `nil, message, err` when it cannot start.
+---@param client userdata a codeartsbuild client
+---@param job_id string
+---@param builds integer[]|{from: integer, to: integer}
+---@param opts? table
+---@return table[]|nil records
+---@return table<integer, table>|string errors_or_message
+---@return table|nil err
+function methods.fetch(client, job_id, builds, opts)
+  local options = read_options("fetch", opts, FETCH_EXCLUDED, 2)
+  if type(builds) ~= "table" then
+    error(("bad argument #2 to 'fetch' (table expected, got %s)"):format(type(builds)), 2)
+  end
+  local _, message, err = check_job_id("fetch", job_id, 2)
+  if message then return nil, message, err end
+  local sequence
+  if builds[1] == nil and (builds.from ~= nil or builds.to ~= nil) then
+    sequence, message, err = range_builds(client, "fetch", job_id, builds.from, builds.to, options.order)
+    if not sequence then return nil, message, err end
+  else
+    sequence = list_builds(builds, options.order)
+  end
+  local records, errors = {}, {}
+  for build_no, record, failed in iterate(new_walk(client, job_id, sequence, options)) do
+    if record then records[#records + 1] = record else errors[build_no] = failed end
+  end
+  return records, errors
+end
+
+local function read_history_options(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("history: options must be a table", 3) end
+  for name in pairs(opts) do
+    if name ~= "days" and name ~= "page_size" then error("history: unknown option " .. tostring(name), 3) end
+  end
+  local days, page_size = opts.days or 30, opts.page_size or 100
+  if type(days) ~= "number" or not is_whole(days, 1, 30) then
+    error("history: days must be an integer from 1 to 30", 3)
+  end
+  if type(page_size) ~= "number" or not is_whole(page_size, 1, 100) then
+    error("history: page_size must be an integer from 1 to 100", 3)
+  end
+  return days, page_size
+end
+
+--- One page of history, or raises the err (an iterator has no other way to say it failed).
+local function history_page(client, job_id, page_index, page_size, days)
+  local body, _, err = get_owned(client, "/v3/jobs/" .. job_id .. "/history",
+    { offset = page_index, limit = page_size, interval = days })
+  if not body then error(err, 0) end
+  if type(body.history_records) ~= "table" or type(body.total) ~= "number" then
+    error(new_error("decode", ("history %s: the page has no history_records or total"):format(job_id),
+      { job_id = job_id }), 0)
+  end
+  return body.history_records, body.total
+end
+
+--- Iterates over the builds of the last `days` days (1..30, default 30) from
+-- `GET /v3/jobs/{job_id}/history`, newest first, yielding each entry
+-- `{ build_number =, result =, start_time =, end_time =, record_id =, job_id = }`. Pages of
+-- `page_size` entries (1..100, default 100) are fetched as the loop reaches them; the walk stops
+-- after `total` entries. A page that fails raises its err (a table: `pcall` to read `err.kind`).
+-- Returns `nil, message, err` for an invalid job_id.
+---@param client userdata a codeartsbuild client
+---@param job_id string
+---@param opts? {days?: integer, page_size?: integer}
+---@return (fun(): table|nil)|nil iterator
+---@return string|nil message
+---@return table|nil err
+function methods.history(client, job_id, opts)
+  local days, page_size = read_history_options(opts)
+  local _, message, err = check_job_id("history", job_id, 2)
+  if message then return nil, message, err end
+  local page, position, page_index, seen, total = {}, 0, 0, 0, nil
+  return function()
+    if position >= #page then
+      if total and seen >= total then return nil end
+      page, total = history_page(client, job_id, page_index, page_size, days)
+      page_index, position = page_index + 1, 0
+      if #page == 0 then -- the service announced more entries than it had
+        total = seen
+        return nil
+      end
+    end
+    position, seen = position + 1, seen + 1
+    return page[position]
+  end
+end
+
+--- The methods this module installs, by name.
+M.methods = { latest = methods.latest, records = methods.records, fetch = methods.fetch, history = methods.history }
+
+return M
