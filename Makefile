@@ -4,6 +4,7 @@
 #   make demo       install, build, run examples/quickstart.lua against the bundled emulator
 #   make test-all   the suite under Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT, each with its own build
 #   make static     build/<version>/libcodeartsbuild.a, for hosts that link the module in
+#   make nvim       the Lua 5.1 build at lua/codeartsbuild/core.so: the checkout is a Neovim plugin
 #   make deps       install the Debian packages the build and the tests need
 #   make lint       luacheck and cppcheck
 #   make clean
@@ -38,14 +39,17 @@ MODULE_LIBS := $(shell $(PKG_CONFIG) --libs libcurl libcrypto 2>/dev/null || ech
 BUSTED := $(LUA) /usr/bin/busted
 LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
+# The suite also builds the Neovim module (Lua 5.1 headers), runs it in Neovim, and packs the rock
+# for Lua 5.1 too.
 DEB_PACKAGES := gcc make pkg-config $(LUA) $(LUA_DEV) lua-cjson lua-busted lua-check luarocks \
-	libcurl4-openssl-dev libssl-dev python3 openssl curl cppcheck
+	libcurl4-openssl-dev libssl-dev python3 openssl curl cppcheck git \
+	lua5.1 liblua5.1-0-dev neovim
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 STATIC := $(BUILD)/libcodeartsbuild.a
 EMBED := examples/embed/embed
 
-.PHONY: all static embed-example test test-all demo deps lint clean
+.PHONY: all static embed-example nvim test test-all demo deps lint clean
 
 all: $(MODULE)
 
@@ -68,6 +72,14 @@ $(EMBED): examples/embed/main.c csrc/codeartsbuild.h $(STATIC)
 		$(shell $(PKG_CONFIG) --libs $(LUA_PC)) $(MODULE_LIBS) -lm
 
 embed-example: $(EMBED)
+
+# Neovim (LuaJIT) loads the module built against the PUC 5.1 headers; it finds it in the
+# plugin's lua/ folder.
+nvim:
+	@$(MAKE) --no-print-directory LUA=lua5.1 all
+	@# A new file, not overwritten in place: a running Neovim may have the old one mapped.
+	cp build/5.1/codeartsbuild/core.so lua/codeartsbuild/core.so.new
+	mv -f lua/codeartsbuild/core.so.new lua/codeartsbuild/core.so
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \

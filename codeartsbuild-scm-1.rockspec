@@ -46,5 +46,8 @@ build = {
     ["codeartsbuild"] = "lua/codeartsbuild/init.lua",
     ["codeartsbuild.batch"] = "lua/codeartsbuild/batch.lua",
     ["codeartsbuild.query"] = "lua/codeartsbuild/query.lua",
+    ["codeartsbuild.view"] = "lua/codeartsbuild/view.lua",
+    ["codeartsbuild.nvim"] = "lua/codeartsbuild/nvim.lua",
+    ["codeartsbuild.health"] = "lua/codeartsbuild/health.lua",
   },
 }

@@ -1,53 +1,92 @@
--- The rock: `luarocks make` into a temporary tree, then the module is required from that tree.
+-- The rock: lint, `luarocks make` into temporary trees for Lua 5.1 and for the Lua running the
+-- specs, the module required from each tree, and `luarocks pack` of the installed rock.
 local run = require "spec.support.run"
 
-describe("the rockspec", function()
+-- What a clone has (tracked and new files, nothing ignored such as a built core.so in lua/).
+local function copy_checkout(dest)
+  local out, status = run.capture(("git ls-files -co --exclude-standard -- csrc lua '*.rockspec' | "
+    .. "tar -cf - -T - | tar -xf - -C %s"):format(run.quote(dest)))
+  assert(status == 0, out)
+end
+
+local function interpreter(version)
+  if version == "5.1" and run.version == "luajit" then return "luajit" end
+  return "lua" .. version
+end
+
+-- The paths a tree gives to Lua `version`, and what `require` found there.
+local function require_from_tree(tree, version)
+  local lua_dir = ("%s/share/lua/%s"):format(tree, version)
+  local lib_dir = ("%s/lib/lua/%s"):format(tree, version)
+  local code = ([[
+    package.path = %q .. "/?.lua;" .. %q .. "/?/init.lua;" .. package.path
+    package.cpath = %q .. "/?.so;" .. package.cpath
+    local cb = require "codeartsbuild"
+    local function search(name, path) -- package.searchpath, which Lua 5.1 lacks
+      for template in path:gmatch("[^;]+") do
+        local file = template:gsub("%%?", (name:gsub("%%.", "/")))
+        local f = io.open(file)
+        if f then f:close() return file end
+      end
+    end
+    print(search("codeartsbuild.core", package.cpath))
+    print(search("codeartsbuild", package.path))
+    print(cb._VERSION, #cb.regions, type(cb.records), type(require("codeartsbuild.view").record_lines))
+  ]]):format(lua_dir, lua_dir, lib_dir)
+  local out, status = run.capture(interpreter(version) .. " -e " .. run.quote(code))
+  assert.are.equal(0, status, out)
+  local so, init, release, regions, records, view = out:match("^(%S+)\n(%S+)\n(%S+)\t(%d+)\t(%a+)\t(%a+)\n$")
+  assert.are.equal(lib_dir .. "/codeartsbuild/core.so", so, out)
+  assert.are.equal(lua_dir .. "/codeartsbuild/init.lua", init)
+  assert.truthy(release:match("^%d+%.%d+%.%d+$"))
+  assert.are.equal("12", regions)
+  assert.are.equal("function", records)
+  assert.are.equal("function", view)
+end
+
+describe("the rockspecs", function()
   local work
 
   before_each(function()
     work = run.tmpdir()
-    -- Build from a copy so the checkout stays clean of luarocks' object files.
-    assert(os.execute(("cp -r csrc lua codeartsbuild-scm-1.rockspec %s/"):format(run.quote(work))))
+    copy_checkout(work)
   end)
 
   after_each(function()
     os.execute("rm -rf " .. run.quote(work))
   end)
 
-  it("passes luarocks lint", function()
-    local out, status = run.capture("luarocks lint codeartsbuild-scm-1.rockspec")
-    assert.are.equal(0, status, out)
-  end)
+  for _, rockspec in ipairs{ "codeartsbuild-scm-1.rockspec", "rockspecs/codeartsbuild-0.1.0-1.rockspec" } do
+    it("passes luarocks lint: " .. rockspec, function()
+      local out, status = run.capture("luarocks lint " .. run.quote(rockspec))
+      assert.are.equal(0, status, out)
+    end)
+  end
 
-  it("builds with luarocks make and loads from the tree it installed into", function()
-    local version = run.version == "luajit" and "5.1" or run.version -- LuaRocks calls LuaJIT 5.1
-    local tree = work .. "/tree"
-    local out, status = run.capture(("cd %s && luarocks --lua-version %s make --deps-mode=none --tree %s %s")
-      :format(run.quote(work), version, run.quote(tree), "codeartsbuild-scm-1.rockspec"))
-    assert.are.equal(0, status, out)
-    local lua_dir = ("%s/share/lua/%s"):format(tree, version)
-    local lib_dir = ("%s/lib/lua/%s"):format(tree, version)
-    local code = ([[
-      package.path = %q .. "/?.lua;" .. %q .. "/?/init.lua;" .. package.path
-      package.cpath = %q .. "/?.so;" .. package.cpath
-      local cb = require "codeartsbuild"
-      local function search(name, path) -- package.searchpath, which Lua 5.1 lacks
-        for template in path:gmatch("[^;]+") do
-          local file = template:gsub("%%?", (name:gsub("%%.", "/")))
-          local f = io.open(file)
-          if f then f:close() return file end
-        end
-      end
-      print(search("codeartsbuild.core", package.cpath))
-      print(search("codeartsbuild", package.path))
-      print(cb._VERSION, #cb.regions)
-    ]]):format(lua_dir, lua_dir, lib_dir)
-    out, status = run.capture(run.lua .. " -e " .. run.quote(code))
-    assert.are.equal(0, status, out)
-    local so, init, release, regions = out:match("^(%S+)\n(%S+)\n(%S+)\t(%d+)\n$")
-    assert.are.equal(lib_dir .. "/codeartsbuild/core.so", so)
-    assert.are.equal(lua_dir .. "/codeartsbuild/init.lua", init)
-    assert.truthy(release:match("^%d+%.%d+%.%d+$"))
-    assert.are.equal("12", regions)
-  end)
+  local versions = { "5.1" }
+  local own = run.version == "luajit" and "5.1" or run.version -- LuaRocks calls LuaJIT 5.1
+  if own ~= "5.1" then versions[2] = own end
+
+  for _, version in ipairs(versions) do
+    it("builds with luarocks make for Lua " .. version .. " and loads from that tree, and packs", function()
+      local tree = work .. "/tree"
+      local out, status = run.capture(("cd %s && luarocks --lua-version %s make --deps-mode=none --tree %s %s")
+        :format(run.quote(work), version, run.quote(tree), "codeartsbuild-scm-1.rockspec"))
+      assert.are.equal(0, status, out)
+      require_from_tree(tree, version)
+
+      out, status = run.capture(("cd %s && luarocks --lua-version %s --tree %s pack codeartsbuild")
+        :format(run.quote(work), version, run.quote(tree)))
+      assert.are.equal(0, status, out)
+      local rock = out:match("Packed: (%S+%.rock)")
+      assert.truthy(rock, out)
+      local listing
+      local list_zip = "import sys, zipfile; print('\\n'.join(zipfile.ZipFile(sys.argv[1]).namelist()))"
+      listing, status = run.capture(("python3 -c %s %s"):format(run.quote(list_zip), run.quote(rock)))
+      assert.are.equal(0, status, listing)
+      assert.truthy(listing:find("lib/codeartsbuild/core.so", 1, true), listing)
+      assert.truthy(listing:find("lua/codeartsbuild/init.lua", 1, true), listing)
+      assert.is_nil(listing:find("lua/codeartsbuild/core.so", 1, true), listing)
+    end)
+  end
 end)

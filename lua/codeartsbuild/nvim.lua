@@ -1,0 +1,228 @@
+--- codeartsbuild.nvim: the library inside Neovim, without ever blocking the editor.
+--
+-- Requests go through the same client engine as everywhere else. A libuv timer polls it with a
+-- zero timeout every few milliseconds while anything is pending, and stops when nothing is;
+-- callbacks run through vim.schedule. Batch walks (records, latest) run in coroutines that the
+-- timer resumes: where a script would wait inside poll(), they yield instead.
+--
+--     local cbn = require("codeartsbuild.nvim")
+--     cbn.setup{ region = "cn-north-4" }            -- optional: the environment is used otherwise
+--     cbn.record_info(job, 61, function(rec, message, err) print(rec or message) end)
+--     cbn.records(job, { from = 1, to = 20 }, function(n, rec, err) ... end, function(count) ... end)
+--     cbn.latest(job, function(n, message, err) ... end)
+local cb = require("codeartsbuild")
+local batch = require("codeartsbuild.batch")
+local view = require("codeartsbuild.view")
+
+local uv = vim.uv or vim.loop
+local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
+
+local M = {}
+
+--- How often the engine is polled while requests are pending, in milliseconds.
+M.TICK_MS = 10
+
+local options -- setup()'s client options; nil: the environment's
+local client -- made on first use
+local timer
+local callbacks = {} -- request id -> function(result), for requests submitted here
+local tasks = {} -- coroutine -> true: walks the timer resumes
+
+--- Runs fn(...) on the editor's main loop, later.
+local function later(fn, ...)
+  local n, args = select("#", ...), { ... }
+  vim.schedule(function() fn(unpack(args, 1, n)) end)
+end
+
+local function notify_error(message)
+  vim.notify(message, vim.log.levels.ERROR, { title = "codeartsbuild" })
+end
+
+--- Client options for the adapter (as for codeartsbuild.new); without setup(), or with nil,
+-- the client is made from the environment.
+---@param opts table|nil
+function M.setup(opts)
+  if client and client ~= cb.default_client() then client:close() end
+  client, options = nil, opts
+end
+
+--- The adapter's client, or nil, message, err when none can be made.
+function M.client()
+  if client then return client end
+  local made, message, err
+  if options then
+    made, message, err = cb.new(options)
+  else
+    made, message, err = cb.default_client()
+  end
+  if not made then return nil, message, err end
+  client = made
+  return client
+end
+
+local function idle()
+  return next(callbacks) == nil and next(tasks) == nil
+end
+
+local function resume(co)
+  local ok, err = coroutine.resume(co)
+  if coroutine.status(co) == "dead" then
+    tasks[co] = nil
+    if not ok then later(notify_error, "codeartsbuild: " .. tostring(err)) end
+  end
+end
+
+--- One turn of the timer: whatever the engine has ready, without waiting for anything.
+local function tick()
+  if client then
+    for _, result in ipairs(client:poll(0)) do
+      local on_done = callbacks[result.id]
+      callbacks[result.id] = nil
+      if on_done then on_done(result) end
+    end
+  end
+  for co in pairs(tasks) do resume(co) end
+  if idle() and timer then timer:stop() end
+end
+
+local function run_timer()
+  if not timer then timer = uv.new_timer() end
+  if not timer:is_active() then
+    timer:start(M.TICK_MS, M.TICK_MS, vim.schedule_wrap(tick))
+  end
+end
+
+--- Starts fn() as a walk in a coroutine: its waits yield to the timer.
+local function spawn(fn)
+  local co = coroutine.create(fn)
+  batch.yielding(co)
+  tasks[co] = true
+  run_timer()
+  resume(co) -- up to its first wait; it may finish at once
+end
+
+--- True while any request or walk started here is pending.
+function M.busy()
+  return not idle()
+end
+
+--- record_info without blocking: callback(record, message, err) on the main loop.
+---@param job_id string
+---@param build_no integer
+---@param callback fun(record: table|nil, message: string|nil, err: table|nil)
+---@return integer|nil id the request's id, to cancel it
+function M.record_info(job_id, build_no, callback)
+  local c, message, err = M.client()
+  local id
+  if c then id, message, err = c:submit(job_id, build_no) end
+  if not id then
+    later(callback, nil, message, err)
+    return nil
+  end
+  callbacks[id] = function(result) later(callback, result.record, result.message, result.err) end
+  run_timer()
+  return id
+end
+
+--- The newest build number: callback(build_no, message, err).
+function M.latest(job_id, callback)
+  local c, message, err = M.client()
+  if not c then return later(callback, nil, message, err) end
+  spawn(function() later(callback, c:latest(job_id)) end)
+end
+
+--- Walks builds as client:records() does (same options), without blocking: on_record(build_no,
+-- record, err) for each, in build order, then on_done(count) with the number of records.
+-- Returns a handle whose cancel() stops the walk and drops its requests in flight.
+function M.records(job_id, opts, on_record, on_done)
+  local c, message, err = M.client()
+  local cancelled = false
+  local handle = { cancel = function() cancelled = true end }
+  if not c then
+    later(notify_error, message)
+    if on_done then later(on_done, 0, message, err) end
+    return handle
+  end
+  spawn(function()
+    local count = 0
+    local iterator, state, control, closer = c:records(job_id, opts)
+    for n, rec, failure in iterator, state, control do
+      if cancelled then break end
+      if rec then count = count + 1 end
+      later(on_record, n, rec, failure)
+    end
+    if closer then getmetatable(closer).__close(closer) end -- break does not close it before 5.4
+    if on_done then later(on_done, count) end
+  end)
+  return handle
+end
+
+---------------------------------------------------------------------------------------------------
+-- :CodeArtsBuild
+
+local function scratch_buffer(name, lines)
+  local buf = vim.api.nvim_create_buf(false, true)
+  vim.api.nvim_buf_set_name(buf, name)
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+  vim.api.nvim_buf_set_option(buf, "bufhidden", "wipe")
+  vim.api.nvim_buf_set_option(buf, "modifiable", false)
+  vim.cmd("split")
+  vim.api.nvim_win_set_buf(0, buf)
+  return buf
+end
+
+local function append(buf, line)
+  if not vim.api.nvim_buf_is_valid(buf) then return false end
+  vim.api.nvim_buf_set_option(buf, "modifiable", true)
+  vim.api.nvim_buf_set_lines(buf, -1, -1, false, { line })
+  vim.api.nvim_buf_set_option(buf, "modifiable", false)
+  return true
+end
+
+local function command_record(job_id, build_no)
+  M.record_info(job_id, build_no, function(rec, message)
+    if not rec then return notify_error(message) end
+    scratch_buffer(("codeartsbuild://%s/%d"):format(job_id, rec.buildNo), view.record_lines(rec))
+  end)
+end
+
+local function command_list(job_id, count)
+  local buf = scratch_buffer(("codeartsbuild://%s/latest-%d"):format(job_id, count),
+    { ("CodeArts Build %s: the latest %d builds"):format(job_id, count) })
+  M.latest(job_id, function(last, message)
+    if not last then return notify_error(message) end
+    local walk
+    walk = M.records(job_id, { from = math.max(1, last - count + 1), to = last, order = "desc" },
+      function(n, rec, err)
+        local line = rec and tostring(rec) or ("#%d %s"):format(n, err and err.kind or "?")
+        if not append(buf, line) then walk.cancel() end -- the buffer was closed
+      end)
+  end)
+end
+
+local USAGE = "usage: :CodeArtsBuild record {job_id} {build_no} | :CodeArtsBuild list {job_id} [count]"
+
+--- :CodeArtsBuild record {job} {n} | list {job} [count]
+---@param args string[]
+function M.command(args)
+  local action, job_id, number = args[1], args[2], args[3]
+  if action == "record" and job_id and tonumber(number) and not args[4] then
+    return command_record(job_id, tonumber(number))
+  end
+  if action == "list" and job_id and (number == nil or tonumber(number)) and not args[4] then
+    local count = tonumber(number or 20)
+    if count < 1 or count ~= math.floor(count) then return notify_error(USAGE) end
+    return command_list(job_id, count)
+  end
+  notify_error(USAGE)
+end
+
+function M.complete(arg_lead, line)
+  local words = vim.split(line, "%s+")
+  if #words <= 2 then
+    return vim.tbl_filter(function(a) return a:find(arg_lead, 1, true) == 1 end, { "record", "list" })
+  end
+  return {}
+end
+
+return M

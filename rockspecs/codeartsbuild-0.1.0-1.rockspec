@@ -1,0 +1,54 @@
+rockspec_format = "3.0"
+package = "codeartsbuild"
+version = "0.1.0-1"
+
+source = {
+  url = "git+https://github.com/codeartsbuild/codeartsbuild.git",
+  tag = "v0.1.0",
+}
+
+description = {
+  summary = "Huawei Cloud CodeArts Build records for Lua, with a libcurl/OpenSSL core",
+  detailed = [[
+Fetches CodeArts Build records (GET /v3/jobs/{job_id}/{build_no}/record-info) as Lua tables.
+The C core signs requests with SDK-HMAC-SHA256 (or sends an IAM token), runs them
+concurrently on one libcurl multi handle with connection reuse, and normalises records.
+]],
+  homepage = "https://github.com/codeartsbuild/codeartsbuild",
+  license = "MIT",
+  labels = { "huaweicloud", "codearts", "http", "libcurl" },
+}
+
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson",
+}
+
+-- Only libraries: on Debian/Ubuntu curl.h lives in /usr/include/<multiarch>/, which the
+-- compiler searches by itself but a header check under $(CURL_INCDIR) would not find.
+external_dependencies = {
+  CURL = { library = "curl" },
+  OPENSSL = { library = "crypto" },
+}
+
+build = {
+  type = "builtin",
+  modules = {
+    ["codeartsbuild.core"] = {
+      sources = {
+        "csrc/buffer.c", "csrc/config.c", "csrc/core.c",
+        "csrc/record.c", "csrc/sign.c", "csrc/transport.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "curl", "crypto" },
+      incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+    },
+    ["codeartsbuild"] = "lua/codeartsbuild/init.lua",
+    ["codeartsbuild.batch"] = "lua/codeartsbuild/batch.lua",
+    ["codeartsbuild.query"] = "lua/codeartsbuild/query.lua",
+    ["codeartsbuild.view"] = "lua/codeartsbuild/view.lua",
+    ["codeartsbuild.nvim"] = "lua/codeartsbuild/nvim.lua",
+    ["codeartsbuild.health"] = "lua/codeartsbuild/health.lua",
+  },
+}

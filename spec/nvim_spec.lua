@@ -1,0 +1,189 @@
+-- The Neovim adapter and plugin in a real headless Neovim (Debian's), against the emulator.
+local emulator = require "spec.support.emulator"
+local nvim = require "spec.support.nvim"
+
+local JOB = emulator.job_ids.reference
+local NO_STATUS = emulator.job_ids.no_status
+
+describe("in Neovim", function()
+  local emu, env
+
+  setup(function()
+    nvim.build()
+    emu = emulator.start{}
+    env = emulator.client_env(emu)
+  end)
+
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  local function run(code)
+    local out, output = nvim.run(code, env)
+    assert.is_nil(out.error, out.error)
+    return out, output
+  end
+
+  it("loads the module built for it, with lua-cjson when it is there", function()
+    local out = run([[
+      local core = require("codeartsbuild.core")
+      OUT.json = core.json
+      OUT.version = core.version
+    ]])
+    assert.are.equal("cjson", out.json)
+    assert.truthy(out.version:match("^%d+%.%d+%.%d+$"))
+  end)
+
+  it("falls back to vim.json without lua-cjson", function()
+    local out = run(([[
+      package.cpath = ""   -- no lua-cjson; the plugin's core.so is found through the runtimepath
+      local core = require("codeartsbuild.core")
+      OUT.json = core.json
+      local client = assert(core.new())
+      local rec = assert(client:record_info(%q, 61))
+      OUT.build_no, OUT.tag = rec.buildNo, rec.tag
+    ]]):format(JOB))
+    assert.are.equal("vim.json", out.json)
+    assert.are.equal(61, out.build_no)
+    assert.is_nil(out.tag) -- a JSON null is absent with vim.json too
+  end)
+
+  it("delivers record_info through a callback on the main loop", function()
+    local out = run(([[
+      local cbn = require("codeartsbuild.nvim")
+      cbn.record_info(%q, 61, function(rec, message, err)
+        OUT.line, OUT.message = tostring(rec), message
+        OUT.fast = vim.in_fast_event()
+      end)
+      OUT.waited = vim.wait(20000, function() return OUT.line ~= nil end, 10)
+      OUT.busy_after = cbn.busy()
+    ]]):format(JOB))
+    assert.is_true(out.waited)
+    assert.truthy(out.line:match("^#61 %u+ "), out.line)
+    assert.is_false(out.fast)
+    assert.is_false(out.busy_after) -- the poll timer stopped once idle
+  end)
+
+  it("never blocks the editor: a 10 ms timer keeps firing while 200 slow requests are in flight", function()
+    emu:faults{ { action = "delay", seconds = 1, path_contains = "record-info" } }
+    local out = run(([[
+      local cbn = require("codeartsbuild.nvim")
+      local done, ticks_while_busy = 0, 0
+      local timer = vim.loop.new_timer()
+      timer:start(10, 10, function() if cbn.busy() then ticks_while_busy = ticks_while_busy + 1 end end)
+      for n = 1, 200 do
+        cbn.record_info(%q, n, function(rec) if rec then done = done + 1 end end)
+      end
+      OUT.submitted_busy = cbn.busy()
+      OUT.waited = vim.wait(60000, function() return done == 200 end, 10)
+      timer:stop()
+      OUT.done, OUT.ticks = done, ticks_while_busy
+    ]]):format(JOB))
+    assert.is_true(out.submitted_busy)
+    assert.is_true(out.waited)
+    assert.are.equal(200, out.done)
+    -- Each request takes a second and at most 64 run at once, so the batch lasts seconds: a
+    -- blocking poll would have let the timer fire hardly at all in that time, a non-blocking one
+    -- lets it fire hundreds of times. 50 is far from both.
+    assert.is_true(out.ticks > 50, "timer ticks while busy: " .. tostring(out.ticks))
+    assert.are.equal(200, emu:stats().requests)
+  end)
+
+  it("walks records in build order and says when it is done", function()
+    local out = run(([[
+      local cbn = require("codeartsbuild.nvim")
+      local seen = {}
+      cbn.records(%q, { from = 11, to = 40, concurrency = 8 }, function(n, rec, err)
+        seen[#seen + 1] = rec and rec.buildNo or -n
+      end, function(count) OUT.count = count end)
+      OUT.waited = vim.wait(30000, function() return OUT.count ~= nil end, 10)
+      OUT.seen = seen
+    ]]):format(JOB))
+    assert.is_true(out.waited)
+    assert.are.equal(30, out.count)
+    for i = 1, 30 do assert.are.equal(10 + i, out.seen[i]) end
+    assert.is_true(emu:stats().peak_concurrency <= 8)
+  end)
+
+  it("finds the latest build by running-status, and by probing when that API is missing", function()
+    local out = run(([[
+      local cbn = require("codeartsbuild.nvim")
+      cbn.latest(%q, function(n, message) OUT.latest, OUT.message = n, message end)
+      cbn.latest(%q, function(n, message) OUT.probed, OUT.probe_message = n, message end)
+      OUT.waited = vim.wait(30000, function() return OUT.latest ~= nil and OUT.probed ~= nil end, 10)
+    ]]):format(JOB, NO_STATUS))
+    assert.is_true(out.waited, tostring(out.message) .. " / " .. tostring(out.probe_message))
+    assert.are.equal(1200, out.latest)
+    assert.are.equal(500, out.probed)
+  end)
+
+  it(":CodeArtsBuild record opens a scratch buffer with the record", function()
+    local out = run(([[
+      vim.cmd("CodeArtsBuild record %s 61")
+      OUT.waited = vim.wait(20000, function()
+        return vim.api.nvim_buf_get_name(0):find("codeartsbuild://") ~= nil
+      end, 10)
+      OUT.name = vim.api.nvim_buf_get_name(0)
+      OUT.lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+      OUT.modifiable = vim.api.nvim_buf_get_option(0, "modifiable")
+    ]]):format(JOB))
+    assert.is_true(out.waited)
+    assert.are.equal("codeartsbuild://" .. JOB .. "/61", out.name)
+    assert.truthy(out.lines[1]:match("^buildNo%s+61$"), out.lines[1])
+    assert.truthy(out.lines[2]:match("^status%s+%u+$"), out.lines[2])
+    assert.is_false(out.modifiable)
+  end)
+
+  it(":CodeArtsBuild list fills in the latest builds as they arrive, newest first", function()
+    local out = run(([[
+      vim.cmd("CodeArtsBuild list %s 5")
+      local buf = vim.api.nvim_get_current_buf()
+      OUT.first = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+      OUT.waited = vim.wait(30000, function() return #vim.api.nvim_buf_get_lines(buf, 0, -1, false) == 6 end, 10)
+      OUT.lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+    ]]):format(JOB))
+    assert.is_true(out.waited)
+    assert.are.equal(1, #out.first) -- the header at once, the builds later
+    assert.truthy(out.lines[1]:find(JOB, 1, true))
+    for i, n in ipairs{ 1200, 1199, 1198, 1197, 1196 } do
+      assert.truthy(out.lines[i + 1]:match("^#" .. n .. " %u+ "), out.lines[i + 1])
+    end
+  end)
+
+  it("shows errors as notifications, not tracebacks", function()
+    local out = run(([[
+      local notes = {}
+      vim.notify = function(message, level) notes[#notes + 1] = { message = message, level = level } end
+      vim.cmd("CodeArtsBuild record %s 99999")
+      vim.cmd("CodeArtsBuild record not-a-job 1")
+      vim.cmd("CodeArtsBuild frobnicate")
+      OUT.waited = vim.wait(20000, function() return #notes >= 3 end, 10)
+      OUT.notes = notes
+      OUT.error_level = vim.log.levels.ERROR
+    ]]):format(JOB))
+    assert.is_true(out.waited)
+    local all = {}
+    for _, note in ipairs(out.notes) do
+      assert.are.equal(out.error_level, note.level)
+      assert.is_nil(note.message:find("traceback", 1, true), note.message)
+      all[#all + 1] = note.message
+    end
+    local text = table.concat(all, "\n")
+    assert.truthy(text:find("HTTP 404", 1, true), text)
+    assert.truthy(text:find("invalid job_id", 1, true), text)
+    assert.truthy(text:find("usage: :CodeArtsBuild", 1, true), text)
+  end)
+
+  it(":checkhealth codeartsbuild reports the module, JSON engine, credentials and endpoint, no secret", function()
+    local out = run([[
+      vim.cmd("checkhealth codeartsbuild")
+      OUT.lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+    ]])
+    local text = table.concat(out.lines, "\n")
+    assert.truthy(text:find("codeartsbuild.core %d+%.%d+%.%d+ is loaded"), text)
+    assert.truthy(text:find("JSON engine: cjson", 1, true), text)
+    assert.truthy(text:find("credentials: AK/SK, from HUAWEICLOUD_SDK_AK/SK", 1, true), text)
+    assert.truthy(text:find("endpoint: " .. emu.url, 1, true), text)
+    assert.is_nil(text:find(emu.sk, 1, true))
+    assert.is_nil(text:find("ERROR", 1, true), text)
+  end)
+end)
