@@ -38,6 +38,12 @@ void cb_config_free(cb_config *cfg)
 	free_secret(&cfg->sk);
 	free_secret(&cfg->security_token);
 	free_secret(&cfg->ak);
+	free_secret(&cfg->iam_password);
+	free(cfg->iam_user);
+	free(cfg->iam_domain);
+	free(cfg->iam_project);
+	free(cfg->iam_endpoint);
+	free(cfg->iam_host);
 	free(cfg->endpoint);
 	free(cfg->host);
 	free(cfg->region);
@@ -166,6 +172,27 @@ static int take_pair_from_env(cb_config *cfg, const key_pair_names *names, const
 	return 0;
 }
 
+/* CODEARTSBUILD_IAM_USER, _PASSWORD and _DOMAIN: all three, or none. */
+static int take_iam_user_from_env(cb_config *cfg, char *msg, size_t msglen)
+{
+	const char *user = env("CODEARTSBUILD_IAM_USER"), *password = env("CODEARTSBUILD_IAM_PASSWORD"),
+		   *domain = env("CODEARTSBUILD_IAM_DOMAIN");
+
+	if (!user && !password && !domain)
+		return 1;
+	if (!user || !password || !domain) {
+		snprintf(msg, msglen, "CODEARTSBUILD_IAM_USER, CODEARTSBUILD_IAM_PASSWORD and CODEARTSBUILD_IAM_DOMAIN go "
+				      "together: %s is not set", !user ? "CODEARTSBUILD_IAM_USER" :
+				      !password ? "CODEARTSBUILD_IAM_PASSWORD" : "CODEARTSBUILD_IAM_DOMAIN");
+		return -1;
+	}
+	cfg->iam_user = dup_s(user);
+	cfg->iam_password = dup_s(password);
+	cfg->iam_domain = dup_s(domain);
+	cfg->credential_source = "CODEARTSBUILD_IAM_*";
+	return 0;
+}
+
 static const char *credentials_path(char *buf, size_t len)
 {
 	const char *path = env("HUAWEICLOUD_SDK_CREDENTIALS_FILE"), *home = env("HOME");
@@ -224,10 +251,14 @@ static int resolve_credentials(cb_config *cfg, char *msg, size_t msglen)
 	static const key_pair_names samples = {"CLOUD_SDK_AK", "CLOUD_SDK_SK", NULL};
 	int rc;
 
-	if (cfg->token || cfg->ak || cfg->sk) {
-		if (cfg->token && (cfg->ak || cfg->sk)) {
-			snprintf(msg, msglen, "give either token= or ak= and sk=, not both");
+	if (cfg->token || cfg->ak || cfg->sk || cfg->iam_user) {
+		if ((cfg->token != NULL) + (cfg->ak || cfg->sk) + (cfg->iam_user != NULL) > 1) {
+			snprintf(msg, msglen, "give one of token=, ak= and sk=, or iam=, not several");
 			return -1;
+		}
+		if (cfg->iam_user) {
+			cfg->credential_source = "options (IAM user)";
+			return 0;
 		}
 		if (!cfg->token && !(cfg->ak && cfg->sk)) {
 			snprintf(msg, msglen, "option %s given without %s", cfg->ak ? "ak" : "sk", cfg->ak ? "sk" : "ak");
@@ -241,6 +272,8 @@ static int resolve_credentials(cb_config *cfg, char *msg, size_t msglen)
 		cfg->credential_source = "CODEARTSBUILD_TOKEN";
 		return 0;
 	}
+	if ((rc = take_iam_user_from_env(cfg, msg, msglen)) <= 0)
+		return rc;
 	if ((rc = take_pair_from_env(cfg, &ours, "CODEARTSBUILD_AK/SK", msg, msglen)) <= 0)
 		return rc;
 	if ((rc = take_pair_from_env(cfg, &sdk, "HUAWEICLOUD_SDK_AK/SK", msg, msglen)) <= 0)
@@ -297,8 +330,8 @@ static const char *host_end_of(const char *authority, const char *end)
 	return p ? p : end;
 }
 
-/* Accepts scheme://host[:port][/]; stores the endpoint without a trailing slash. */
-static int set_endpoint(cb_config *cfg, const char *url, char *msg, size_t msglen)
+/* Accepts scheme://host[:port][/] into *endpoint_slot (no trailing slash) and *host_slot. */
+static int set_url(cb_config *cfg, const char *url, char **endpoint_slot, char **host_slot, char *msg, size_t msglen)
 {
 	static const char shape[] = "endpoint must be scheme://host[:port], without a path, query or user name";
 	const char *authority, *end;
@@ -327,14 +360,60 @@ static int set_endpoint(cb_config *cfg, const char *url, char *msg, size_t msgle
 		snprintf(msg, msglen, "plain http:// is only used for a loopback host unless allow_http = true");
 		return -1;
 	}
-	/* url may be cfg->endpoint itself: copy before freeing. */
+	/* url may be *endpoint_slot itself: copy before freeing. */
 	endpoint = dup_n(url, (size_t)(end - url));
 	host = dup_n(authority, (size_t)(end - authority));
-	free(cfg->endpoint);
-	free(cfg->host);
-	cfg->endpoint = endpoint;
-	cfg->host = host;
+	free(*endpoint_slot);
+	free(*host_slot);
+	*endpoint_slot = endpoint;
+	*host_slot = host;
 	return 0;
+}
+
+static int set_endpoint(cb_config *cfg, const char *url, char *msg, size_t msglen)
+{
+	return set_url(cfg, url, &cfg->endpoint, &cfg->host, msg, msglen);
+}
+
+/* The IAM service: option iam_endpoint, CODEARTSBUILD_IAM_ENDPOINT, or the region's. The token is
+ * scoped to the project named iam.project, or the region. */
+static int resolve_iam(cb_config *cfg, char *msg, size_t msglen)
+{
+	char url[256];
+
+	if (!cfg->iam_user) {
+		/* AK/SK without a project id look it up in IAM when the region is known. */
+		if (!cfg->ak || cfg->project_id || !cfg->region)
+			return 0;
+		if (!cfg->iam_endpoint && env("CODEARTSBUILD_IAM_ENDPOINT"))
+			cfg->iam_endpoint = dup_s(env("CODEARTSBUILD_IAM_ENDPOINT"));
+		if (!cfg->iam_endpoint && strlen(cfg->region) <= 48) {
+			snprintf(url, sizeof url, "https://iam.%s.myhuaweicloud.com", cfg->region);
+			cfg->iam_endpoint = dup_s(url);
+		}
+		return cfg->iam_endpoint ? set_url(cfg, cfg->iam_endpoint, &cfg->iam_endpoint, &cfg->iam_host, msg, msglen) : 0;
+	}
+	if (!cfg->iam_password || !cfg->iam_domain) {
+		snprintf(msg, msglen, "iam needs user, password and domain");
+		return -1;
+	}
+	if (!cfg->iam_project && cfg->region)
+		cfg->iam_project = dup_s(cfg->region);
+	if (!cfg->iam_project) {
+		snprintf(msg, msglen, "iam needs a region (or iam.project) to scope its token to");
+		return -1;
+	}
+	if (!cfg->iam_endpoint && env("CODEARTSBUILD_IAM_ENDPOINT"))
+		cfg->iam_endpoint = dup_s(env("CODEARTSBUILD_IAM_ENDPOINT"));
+	if (!cfg->iam_endpoint) {
+		if (!cfg->region || strlen(cfg->region) > 48) {
+			snprintf(msg, msglen, "iam needs a region or iam_endpoint= (CODEARTSBUILD_IAM_ENDPOINT)");
+			return -1;
+		}
+		snprintf(url, sizeof url, "https://iam.%s.myhuaweicloud.com", cfg->region);
+		cfg->iam_endpoint = dup_s(url);
+	}
+	return set_url(cfg, cfg->iam_endpoint, &cfg->iam_endpoint, &cfg->iam_host, msg, msglen);
 }
 
 static int region_is_known(const char *region)
@@ -376,16 +455,23 @@ static int set_region_endpoint(cb_config *cfg, const char *region, char *msg, si
 	return set_endpoint(cfg, url, msg, msglen);
 }
 
+/* endpoint= wins, then region=, then CODEARTSBUILD_ENDPOINT, then CODEARTSBUILD_REGION. With an
+ * endpoint, a region (an option, or CODEARTSBUILD_REGION) still names the region: IAM scopes
+ * tokens and looks up project ids by it. */
 static int resolve_endpoint(cb_config *cfg, char *msg, size_t msglen)
 {
+	const char *env_endpoint = env("CODEARTSBUILD_ENDPOINT"), *env_region = env("CODEARTSBUILD_REGION");
+
+	if (cfg->region && !cfg->endpoint)
+		return set_region_endpoint(cfg, cfg->region, msg, msglen);
+	if (!cfg->region && env_region && (cfg->endpoint || env_endpoint))
+		cfg->region = dup_s(env_region);
 	if (cfg->endpoint)
 		return set_endpoint(cfg, cfg->endpoint, msg, msglen);
-	if (cfg->region)
-		return set_region_endpoint(cfg, cfg->region, msg, msglen);
-	if (env("CODEARTSBUILD_ENDPOINT"))
-		return set_endpoint(cfg, env("CODEARTSBUILD_ENDPOINT"), msg, msglen);
-	if (env("CODEARTSBUILD_REGION"))
-		return set_region_endpoint(cfg, env("CODEARTSBUILD_REGION"), msg, msglen);
+	if (env_endpoint)
+		return set_endpoint(cfg, env_endpoint, msg, msglen);
+	if (env_region)
+		return set_region_endpoint(cfg, env_region, msg, msglen);
 	snprintf(msg, msglen, "no region: pass region= or endpoint=, or set CODEARTSBUILD_REGION or CODEARTSBUILD_ENDPOINT");
 	return -1;
 }
@@ -394,12 +480,13 @@ int cb_config_resolve(cb_config *cfg, char *msg, size_t msglen)
 {
 	if (resolve_endpoint(cfg, msg, msglen) != 0)
 		return -1;
-	if (resolve_credentials(cfg, msg, msglen) != 0)
+	if (resolve_credentials(cfg, msg, msglen) != 0 || resolve_iam(cfg, msg, msglen) != 0)
 		return -1;
 	resolve_project_id(cfg);
 	if (!cfg->ca_file && env("CODEARTSBUILD_CA_FILE"))
 		cfg->ca_file = dup_s(env("CODEARTSBUILD_CA_FILE"));
-	if ((cfg->ak && (!cfg->ak[0] || !cfg->sk[0])) || (cfg->token && !cfg->token[0])) {
+	if ((cfg->ak && (!cfg->ak[0] || !cfg->sk[0])) || (cfg->token && !cfg->token[0]) ||
+	    (cfg->iam_user && (!cfg->iam_user[0] || !cfg->iam_password[0]))) {
 		snprintf(msg, msglen, "empty credentials");
 		return -1;
 	}

@@ -11,8 +11,11 @@
 typedef struct {
 	/* Where requests go: endpoint is scheme://authority (no trailing slash), host the authority. */
 	char *endpoint, *host, *region;
-	/* A token, or an AK/SK pair (with a security token for temporary credentials). */
+	/* A token, or an AK/SK pair (with a security token for temporary credentials), or an IAM
+	 * user whose password buys tokens (the token is then the client's current one). */
 	char *token, *ak, *sk, *security_token, *project_id;
+	char *iam_user, *iam_password, *iam_domain, *iam_project;
+	char *iam_endpoint, *iam_host; /* like endpoint and host, for the IAM service */
 	const char *credential_source; /* names where the credentials came from, never their value */
 	/* Transport. */
 	char *ca_file, *user_agent;

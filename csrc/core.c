@@ -60,12 +60,13 @@ typedef struct {
 	cb_engine *engine;
 	cb_hmac_key *key;
 	int on_event; /* registry reference to the on_event function, or LUA_NOREF */
+	time_t token_expires; /* when the IAM token in cfg.token stops working (IAM users only) */
 	time_t date_time; /* X-Sdk-Date is formatted once a second */
 	char date[CB_SDK_DATE_LEN + 1];
 	int closed;
 } cb_client;
 
-enum { REQUEST_RECORD = 1, REQUEST_GET };
+enum { REQUEST_RECORD = 1, REQUEST_GET, REQUEST_IAM_TOKEN, REQUEST_IAM_PROJECTS };
 
 /* What a transfer was for, kept with it (plain bytes: the engine frees them). */
 typedef struct {
@@ -73,6 +74,7 @@ typedef struct {
 	char job_id[33];
 	lua_Integer build_no;
 	char path[160]; /* for messages; may be cut */
+	int token_renewed; /* sent again once already after a 401 with a renewed IAM token */
 } request_ctx;
 
 /* A failure on its way to becoming `nil, message, err`. */
@@ -370,7 +372,8 @@ static int append_header(struct curl_slist **list, cb_buffer *line, const char *
 	return 0;
 }
 
-static int sign_into(cb_client *c, const cb_transfer *t, struct curl_slist **headers, cb_buffer *line)
+static int sign_into(cb_client *c, const cb_transfer *t, const char *host, int with_project,
+		     struct curl_slist **headers, cb_buffer *line)
 {
 	cb_kv signed_headers[4];
 	size_t n = 0;
@@ -382,9 +385,9 @@ static int sign_into(cb_client *c, const cb_transfer *t, struct curl_slist **hea
 #define SIGNED(name_, value_) \
 	signed_headers[n].name = name_, signed_headers[n].name_len = sizeof name_ - 1, \
 	signed_headers[n].value = value_, signed_headers[n].value_len = strlen(value_), n++
-	SIGNED("host", c->cfg.host);
+	SIGNED("host", host);
 	SIGNED("x-sdk-date", client_date(c));
-	if (c->cfg.project_id)
+	if (with_project && c->cfg.project_id)
 		SIGNED("x-project-id", c->cfg.project_id);
 	if (c->cfg.security_token)
 		SIGNED("x-security-token", c->cfg.security_token);
@@ -410,22 +413,32 @@ static int sign_into(cb_client *c, const cb_transfer *t, struct curl_slist **hea
 	return rc;
 }
 
-/* The engine's prepare callback: the headers of one attempt, signed as it starts. */
+/* The engine's prepare callback: the headers of one attempt, signed as it starts. Requests to
+ * IAM go to its own host: the token request carries no credential, the project lookup is signed. */
 static struct curl_slist *request_headers(void *client, const cb_transfer *t)
 {
 	cb_client *c = client;
+	const request_ctx *ctx = t->user;
+	int to_iam = ctx->kind == REQUEST_IAM_TOKEN || ctx->kind == REQUEST_IAM_PROJECTS;
+	const char *host = to_iam ? c->cfg.iam_host : c->cfg.host;
 	struct curl_slist *headers = NULL;
 	cb_buffer line = CB_BUFFER_INIT;
 	int rc = 0;
 
-	rc |= append_header(&headers, &line, "Host", c->cfg.host);
+	rc |= append_header(&headers, &line, "Host", host);
 	rc |= append_header(&headers, &line, "Accept", "application/json");
-	if (c->cfg.project_id)
+	if (ctx->kind == REQUEST_IAM_TOKEN)
+		rc |= append_header(&headers, &line, "Content-Type", "application/json;charset=utf8");
+	else if (!to_iam && c->cfg.project_id)
 		rc |= append_header(&headers, &line, "X-Project-Id", c->cfg.project_id);
-	if (c->cfg.token)
+	if (ctx->kind == REQUEST_IAM_TOKEN)
+		;
+	else if (c->cfg.token)
 		rc |= append_header(&headers, &line, "X-Auth-Token", c->cfg.token);
+	else if (c->cfg.ak)
+		rc |= sign_into(c, t, host, !to_iam, &headers, &line);
 	else
-		rc |= sign_into(c, t, &headers, &line);
+		rc = -1; /* an IAM user without a token yet: ensure_credentials() comes first */
 	cb_buffer_wipe(&line);
 	if (rc != 0) {
 		struct curl_slist *h;
@@ -437,9 +450,10 @@ static struct curl_slist *request_headers(void *client, const cb_transfer *t)
 	return headers;
 }
 
-/* Queues a GET of path?query; returns the transfer, or NULL with f filled in. */
-static cb_transfer *start_request(cb_client *c, const char *path, const cb_kv *query, size_t nquery,
-				  const request_ctx *ctx, failure *f)
+/* Queues a GET of path?query (to base, NULL: the endpoint); returns the transfer, or NULL with
+ * f filled in. */
+static cb_transfer *start_request(cb_client *c, const char *base, const char *path, const cb_kv *query,
+				  size_t nquery, const request_ctx *ctx, failure *f)
 {
 	cb_buffer encoded_path = CB_BUFFER_INIT, canonical_query = CB_BUFFER_INIT;
 	cb_transfer *t = NULL;
@@ -450,8 +464,8 @@ static cb_transfer *start_request(cb_client *c, const char *path, const cb_kv *q
 	if (encoded_path.failed || canonical_query.failed) {
 		failure_set(f, "network", "cannot prepare the request (out of memory)");
 	} else {
-		t = cb_engine_submit(c->engine, encoded_path.data, canonical_query.data, sizeof(request_ctx), err,
-				     sizeof err);
+		t = cb_engine_submit(c->engine, base, encoded_path.data, canonical_query.data, sizeof(request_ctx),
+				     err, sizeof err);
 		if (t == NULL)
 			failure_set(f, "network", "%s", err);
 		else
@@ -477,7 +491,7 @@ static cb_transfer *start_record_request(cb_client *c, const request_ctx *ctx, f
 	char path[96];
 
 	record_path(c, ctx, path, sizeof path);
-	return start_request(c, path, NULL, 0, ctx, f);
+	return start_request(c, NULL, path, NULL, 0, ctx, f);
 }
 
 static int decode_body(lua_State *L, const cb_buffer *body);
@@ -508,6 +522,15 @@ static int moved_to_v1(lua_State *L, cb_client *c, cb_transfer *t)
 	return cb_engine_resubmit(c->engine, t, path) == 0;
 }
 
+static int renewed_token(lua_State *L, cb_client *c, cb_transfer *t);
+
+/* Whether a done transfer went back into the engine instead of being reported: the v3 API was
+ * retired, or an IAM token was refused and has been renewed. */
+static int sent_again(lua_State *L, cb_client *c, cb_transfer *t)
+{
+	return moved_to_v1(L, c, t) || renewed_token(L, c, t);
+}
+
 /* Runs the engine until the transfer with this id is done, leaving others' results queued. */
 static cb_transfer *wait_for(lua_State *L, cb_client *c, long long id, failure *f)
 {
@@ -515,7 +538,7 @@ static cb_transfer *wait_for(lua_State *L, cb_client *c, long long id, failure *
 
 	for (;;) {
 		cb_transfer *t = cb_engine_take_done(c->engine, id);
-		if (t && !moved_to_v1(L, c, t))
+		if (t && !sent_again(L, c, t))
 			return t;
 		if (cb_engine_run(c->engine, -1, err, sizeof err) != 0) {
 			failure_set(f, "network", "%s", err);
@@ -640,7 +663,7 @@ static int push_outcome(lua_State *L, const cb_transfer *t)
 		memcpy(message, f.text, sizeof message);
 		failure_set(&f, "api", "the API reported a failure%s%s%s%s", f.code[0] || message[0] ? ": " : "",
 			    f.code, f.code[0] && message[0] ? " " : "", message);
-	} else if (ctx->kind == REQUEST_GET) {
+	} else if (ctx->kind != REQUEST_RECORD) {
 		cb_tidy_json(L, body);
 		return 1;
 	} else {
@@ -723,6 +746,208 @@ static int deliver(lua_State *L, const cb_client *c, const cb_transfer *t)
 	return n;
 }
 
+/* ---- IAM: tokens for users, project ids for AK/SK ---- */
+
+#define TOKEN_RENEW_MARGIN_S 300 /* renew a token this long before IAM says it expires */
+
+static void append_json_string(cb_buffer *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	cb_buffer_append_char(b, '"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\') {
+			cb_buffer_append_char(b, '\\');
+			cb_buffer_append_char(b, (char)ch);
+		} else if (ch < 0x20) {
+			char esc[7] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15], 0};
+			cb_buffer_append_str(b, esc);
+		} else {
+			cb_buffer_append_char(b, (char)ch);
+		}
+	}
+	cb_buffer_append_char(b, '"');
+}
+
+/* The password identity, scoped to the project, as IAM's POST /v3/auth/tokens takes it. */
+static void token_request_body(const cb_config *cfg, cb_buffer *b)
+{
+	cb_buffer_append_str(b, "{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{\"user\":{\"name\":");
+	append_json_string(b, cfg->iam_user);
+	cb_buffer_append_str(b, ",\"password\":");
+	append_json_string(b, cfg->iam_password);
+	cb_buffer_append_str(b, ",\"domain\":{\"name\":");
+	append_json_string(b, cfg->iam_domain);
+	cb_buffer_append_str(b, "}}}},\"scope\":{\"project\":{\"name\":");
+	append_json_string(b, cfg->iam_project);
+	cb_buffer_append_str(b, "}}}}");
+}
+
+/* Sends an IAM request and waits for it (it happens once a day or once per client). */
+static cb_transfer *iam_exchange(lua_State *L, cb_client *c, int kind, const char *path, const cb_kv *query,
+				 size_t nquery, failure *f)
+{
+	request_ctx ctx;
+	cb_transfer *t;
+
+	memset(&ctx, 0, sizeof ctx);
+	ctx.kind = kind;
+	snprintf(ctx.path, sizeof ctx.path, "%s", path);
+	t = start_request(c, c->cfg.iam_endpoint, path, query, nquery, &ctx, f);
+	if (t && kind == REQUEST_IAM_TOKEN) {
+		token_request_body(&c->cfg, &t->request_body);
+		if (t->request_body.failed) {
+			cb_engine_cancel(c->engine, t->id);
+			failure_set(f, "network", "cannot prepare the request (out of memory)");
+			return NULL;
+		}
+	}
+	return t ? wait_for(L, c, t->id, f) : NULL;
+}
+
+/* A failure of an IAM exchange: what push_outcome would say, as f. */
+static void iam_failure(lua_State *L, const cb_transfer *t, failure *f)
+{
+	int top = lua_gettop(L);
+
+	if (push_outcome(L, t) == 3) { /* nil, message, err */
+		lua_getfield(L, -1, "kind");
+		/* Unreachable or slow IAM is a network matter; anything else it says is about the credentials. */
+		f->kind = lua_tostring(L, -1) && (strcmp(lua_tostring(L, -1), "network") == 0 ||
+						  strcmp(lua_tostring(L, -1), "timeout") == 0) ? "network" : "auth";
+		failure_set(f, f->kind, "IAM sign-in failed: %s", lua_tostring(L, -3));
+	} else {
+		failure_set(f, "auth", "IAM sign-in failed: HTTP %d without X-Subject-Token", (int)t->status);
+	}
+	lua_settop(L, top);
+}
+
+/* Reads token.expires_at (and token.project.id, when no project id is known) from a token body. */
+static void read_token_body(lua_State *L, cb_client *c, const cb_transfer *t)
+{
+	long long expires = -1;
+
+	if (decode_body(L, &t->body) == 0 && lua_type(L, -1) == LUA_TTABLE) {
+		lua_getfield(L, -1, "token");
+		if (lua_type(L, -1) == LUA_TTABLE) {
+			lua_getfield(L, -1, "expires_at");
+			if (lua_type(L, -1) == LUA_TSTRING)
+				expires = cb_parse_iso_utc(lua_tostring(L, -1));
+			lua_pop(L, 1);
+			lua_getfield(L, -1, "project");
+			if (lua_type(L, -1) == LUA_TTABLE && !c->cfg.project_id) {
+				lua_getfield(L, -1, "id");
+				if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) < 128) {
+					size_t n;
+					const char *id = lua_tolstring(L, -1, &n);
+					c->cfg.project_id = malloc(n + 1);
+					if (c->cfg.project_id)
+						memcpy(c->cfg.project_id, id, n + 1);
+				}
+				lua_pop(L, 1);
+			}
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	/* IAM tokens live 24 hours; without a readable expiry, assume a short life rather than a long one. */
+	c->token_expires = expires > 0 ? (time_t)expires : time(NULL) + 3600;
+}
+
+static int fetch_token(lua_State *L, cb_client *c, failure *f)
+{
+	cb_transfer *t = iam_exchange(L, c, REQUEST_IAM_TOKEN, "/v3/auth/tokens", NULL, 0, f);
+	int ok;
+
+	if (t == NULL)
+		return -1;
+	ok = t->result == CURLE_OK && t->status == 201 && t->subject_token.len > 0;
+	if (ok) {
+		if (c->cfg.token) {
+			OPENSSL_cleanse(c->cfg.token, strlen(c->cfg.token));
+			free(c->cfg.token);
+		}
+		c->cfg.token = t->subject_token.data; /* the transfer's buffer becomes the client's */
+		t->subject_token.data = NULL;
+		t->subject_token.len = t->subject_token.cap = 0;
+		read_token_body(L, c, t);
+	} else {
+		iam_failure(L, t, f);
+	}
+	cb_transfer_free(t);
+	return ok ? 0 : -1;
+}
+
+/* GET /v3/projects?name=<region> on IAM, signed with the AK/SK: the project id the SDKs look up. */
+static int discover_project_id(lua_State *L, cb_client *c, failure *f)
+{
+	cb_kv query = {"name", 4, c->cfg.region, strlen(c->cfg.region)};
+	cb_transfer *t = iam_exchange(L, c, REQUEST_IAM_PROJECTS, "/v3/projects", &query, 1, f);
+	int top = lua_gettop(L), found = 0;
+
+	if (t == NULL)
+		return -1;
+	if (push_outcome(L, t) == 1 && lua_type(L, -1) == LUA_TTABLE) {
+		lua_getfield(L, -1, "projects");
+		if (lua_type(L, -1) == LUA_TTABLE) {
+			lua_rawgeti(L, -1, 1);
+			if (lua_type(L, -1) == LUA_TTABLE) {
+				lua_getfield(L, -1, "id");
+				if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) < 128) {
+					size_t n;
+					const char *id = lua_tolstring(L, -1, &n);
+					c->cfg.project_id = malloc(n + 1);
+					if (c->cfg.project_id) {
+						memcpy(c->cfg.project_id, id, n + 1);
+						found = 1;
+					}
+				}
+			}
+		}
+	}
+	lua_settop(L, top);
+	if (!found && t->result == CURLE_OK && t->status / 100 == 2) {
+		failure_set(f, "config", "IAM has no project named %s: pass project_id=", c->cfg.region);
+	} else if (!found) {
+		char why[sizeof f->text];
+		iam_failure(L, t, f);
+		memcpy(why, f->text, sizeof why);
+		failure_set(f, f->kind, "cannot look up the project id of %s (pass project_id=): %s", c->cfg.region, why);
+	}
+	cb_transfer_free(t);
+	return found ? 0 : -1;
+}
+
+/* Before a request: an IAM user needs a token that will not expire soon; AK/SK with a known
+ * region but no project id look the id up once (as the official SDKs do). */
+static int ensure_credentials(lua_State *L, cb_client *c, failure *f)
+{
+	if (c->cfg.iam_user && (!c->cfg.token || time(NULL) >= c->token_expires - TOKEN_RENEW_MARGIN_S))
+		return fetch_token(L, c, f);
+	if (c->cfg.ak && !c->cfg.project_id && c->cfg.region && c->cfg.iam_endpoint)
+		return discover_project_id(L, c, f);
+	return 0;
+}
+
+/* An IAM user's request refused with 401: renew the token once and send the request again. */
+static int renewed_token(lua_State *L, cb_client *c, cb_transfer *t)
+{
+	request_ctx *ctx = t->user;
+	failure f;
+
+	if (!c->cfg.iam_user || t->status != 401 || t->result != CURLE_OK || ctx->token_renewed ||
+	    (ctx->kind != REQUEST_RECORD && ctx->kind != REQUEST_GET))
+		return 0;
+	failure_init(&f, NULL);
+	c->token_expires = 0;
+	if (fetch_token(L, c, &f) != 0)
+		return 0; /* report the 401 the request got */
+	ctx->token_renewed = 1;
+	return cb_engine_resubmit(c->engine, t, t->path) == 0;
+}
+
 /* ---- methods ---- */
 
 static int record_info_with(lua_State *L, cb_client *c, int arg)
@@ -736,6 +961,8 @@ static int record_info_with(lua_State *L, cb_client *c, int arg)
 	ctx.kind = REQUEST_RECORD;
 	failure_init(&f, &ctx);
 	if (check_job_id(L, arg, &ctx, &f) != 0 || check_build_no(L, arg + 1, &ctx, &f) != 0)
+		return push_failure(L, &f);
+	if (ensure_credentials(L, c, &f) != 0)
 		return push_failure(L, &f);
 	t = start_record_request(c, &ctx, &f);
 	if (t)
@@ -763,6 +990,8 @@ static int client_submit(lua_State *L)
 	ctx.kind = REQUEST_RECORD;
 	failure_init(&f, &ctx);
 	if (check_job_id(L, 2, &ctx, &f) != 0 || check_build_no(L, 3, &ctx, &f) != 0)
+		return push_failure(L, &f);
+	if (ensure_credentials(L, c, &f) != 0)
 		return push_failure(L, &f);
 	t = start_record_request(c, &ctx, &f);
 	if (t == NULL)
@@ -823,7 +1052,7 @@ static int client_poll(lua_State *L)
 		    cb_engine_run(c->engine, left < 0 && deadline >= 0 ? 0 : left, err, sizeof err) != 0)
 			return luaL_error(L, "codeartsbuild: %s", err);
 		while ((t = cb_engine_next_done(c->engine)) != NULL) {
-			if (moved_to_v1(L, c, t))
+			if (sent_again(L, c, t))
 				continue;
 			append_result(L, c, list, t);
 			cb_transfer_free(t);
@@ -863,7 +1092,9 @@ static cb_transfer *submit_get_request(lua_State *L, cb_client *c, request_ctx *
 	if (check_path(L, 2, ctx, f) != 0)
 		return NULL;
 	nquery = collect_query(L, 3, query);
-	return start_request(c, lua_tostring(L, 2), query, nquery, ctx, f);
+	if (ensure_credentials(L, c, f) != 0)
+		return NULL;
+	return start_request(c, NULL, lua_tostring(L, 2), query, nquery, ctx, f);
 }
 
 /* client:submit_get(path[, query]): get() without waiting; poll() returns {id, path, body}. */
@@ -897,6 +1128,11 @@ static int client_get(lua_State *L)
 	return n;
 }
 
+static const char *auth_name(const cb_config *cfg)
+{
+	return cfg->iam_user ? "iam" : cfg->token ? "token" : "aksk";
+}
+
 /* The client's settings, without any secret: for diagnostics and :checkhealth. */
 static int client_info(lua_State *L)
 {
@@ -910,8 +1146,12 @@ static int client_info(lua_State *L)
 		lua_pushstring(L, cfg->region);
 		lua_setfield(L, -2, "region");
 	}
-	lua_pushstring(L, cfg->token ? "token" : "aksk");
+	lua_pushstring(L, auth_name(cfg));
 	lua_setfield(L, -2, "auth");
+	if (cfg->iam_endpoint) {
+		lua_pushstring(L, cfg->iam_endpoint);
+		lua_setfield(L, -2, "iam_endpoint");
+	}
 	lua_pushboolean(L, cfg->security_token != NULL);
 	lua_setfield(L, -2, "temporary");
 	lua_pushstring(L, cfg->credential_source);
@@ -970,7 +1210,7 @@ static int client_tostring(lua_State *L)
 		return 1;
 	}
 	lua_pushfstring(L, "codeartsbuild.client{%s, %s", cfg->region ? cfg->region : cfg->host,
-			cfg->token ? "token" : "aksk");
+			auth_name(cfg));
 	if (cfg->ak)
 		lua_pushfstring(L, ", AK=%c%c%c%c****", cfg->ak[0], cfg->ak[1] ? cfg->ak[1] : '*',
 				cfg->ak[1] && cfg->ak[2] ? cfg->ak[2] : '*',
@@ -1071,6 +1311,45 @@ static int set_numeric_option(lua_State *L, cb_client *c, const char *name, int 
 	return 0;
 }
 
+/* iam = { user =, password =, domain = [, project =] }: an IAM user that signs in for tokens. */
+static int set_iam(lua_State *L, int v, cb_config *cfg)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+		int required;
+	} fields[] = {
+		{"user", offsetof(cb_config, iam_user), 1},
+		{"password", offsetof(cb_config, iam_password), 1},
+		{"domain", offsetof(cb_config, iam_domain), 1},
+		{"project", offsetof(cb_config, iam_project), 0},
+	};
+	size_t i;
+
+	if (lua_type(L, v) != LUA_TTABLE)
+		luaL_error(L, "option 'iam' must be a table {user =, password =, domain = [, project =]}, got %s",
+			   luaL_typename(L, v));
+	lua_pushnil(L);
+	while (lua_next(L, v) != 0) {
+		int known = 0;
+		for (i = 0; i < sizeof fields / sizeof fields[0]; i++)
+			known |= lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), fields[i].name) == 0;
+		if (!known)
+			luaL_error(L, "option 'iam' has an unknown field %s", lua_type(L, -2) == LUA_TSTRING ?
+				   lua_tostring(L, -2) : luaL_typename(L, -2));
+		lua_pop(L, 1);
+	}
+	for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		lua_getfield(L, v, fields[i].name);
+		if (lua_isnil(L, -1) && fields[i].required)
+			luaL_error(L, "option 'iam' needs %s", fields[i].name);
+		if (!lua_isnil(L, -1))
+			set_string(L, lua_gettop(L), fields[i].name, (char **)((char *)cfg + fields[i].offset));
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
 static int set_option(lua_State *L, cb_client *c, const char *name, int v, char *msg, size_t msglen)
 {
 	static const struct {
@@ -1086,6 +1365,7 @@ static int set_option(lua_State *L, cb_client *c, const char *name, int v, char 
 		{"token", offsetof(cb_config, token)},
 		{"ca_file", offsetof(cb_config, ca_file)},
 		{"user_agent", offsetof(cb_config, user_agent)},
+		{"iam_endpoint", offsetof(cb_config, iam_endpoint)},
 	};
 	size_t i;
 
@@ -1103,6 +1383,8 @@ static int set_option(lua_State *L, cb_client *c, const char *name, int v, char 
 	}
 	if (strcmp(name, "api") == 0)
 		return set_api(L, v, c, msg, msglen);
+	if (strcmp(name, "iam") == 0)
+		return set_iam(L, v, &c->cfg);
 	if (strcmp(name, "on_event") == 0) {
 		if (lua_type(L, v) != LUA_TFUNCTION)
 			luaL_error(L, "option 'on_event' must be a function, got %s", luaL_typename(L, v));

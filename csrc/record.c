@@ -88,14 +88,17 @@ static void add_duration(luaL_Buffer *b, lua_State *L)
 	lua_getfield(L, 1, "duration");
 	ms = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
 	lua_pop(L, 1);
-	if (ms < 0)
+	/* Whole parts as doubles: a huge duration must not overflow an int cast. */
+	if (!(ms >= 0) || !isfinite(ms))
 		snprintf(text, sizeof text, "-");
 	else if (ms < 60000)
 		snprintf(text, sizeof text, "%.1fs", ms / 1000);
 	else if (ms < 3600000)
-		snprintf(text, sizeof text, "%dm%02ds", (int)(ms / 60000), (int)fmod(ms / 1000, 60));
+		snprintf(text, sizeof text, "%.0fm%02.0fs", floor(ms / 60000), floor(fmod(ms / 1000, 60)));
+	else if (ms < 1e15)
+		snprintf(text, sizeof text, "%.0fh%02.0fm", floor(ms / 3600000), floor(fmod(ms / 60000, 60)));
 	else
-		snprintf(text, sizeof text, "%dh%02dm", (int)(ms / 3600000), (int)fmod(ms / 60000, 60));
+		snprintf(text, sizeof text, ">1e15ms");
 	luaL_addstring(b, text);
 }
 
@@ -117,7 +120,8 @@ static int record_tostring(lua_State *L)
 
 	luaL_buffinit(L, &b);
 	lua_getfield(L, 1, "buildNo");
-	if (lua_type(L, -1) == LUA_TNUMBER)
+	/* Users may change a record: only a 32-bit integer is printed as a build number. */
+	if (lua_type(L, -1) == LUA_TNUMBER && fabs((double)lua_tonumber(L, -1)) <= MAX_INT32)
 		lua_pushfstring(L, "#%d", (int)lua_tonumber(L, -1));
 	else
 		lua_pushliteral(L, "#?");

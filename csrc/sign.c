@@ -348,10 +348,11 @@ int cb_sign(const cb_sign_input *in, cb_sign_output *out, const char **error)
 	return rc ? -1 : 0;
 }
 
+/* The canonical request holds every signed header's value, X-Security-Token included. */
 void cb_sign_output_free(cb_sign_output *out)
 {
-	cb_buffer_free(&out->canonical_request);
-	cb_buffer_free(&out->string_to_sign);
-	cb_buffer_free(&out->signed_headers);
+	cb_buffer_wipe(&out->canonical_request);
+	cb_buffer_wipe(&out->string_to_sign);
+	cb_buffer_wipe(&out->signed_headers);
 	cb_buffer_wipe(&out->authorization);
 }

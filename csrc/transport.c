@@ -104,6 +104,8 @@ static void free_transfer_memory(cb_transfer *t)
 {
 	wipe_headers(&t->headers);
 	cb_buffer_free(&t->body);
+	cb_buffer_wipe(&t->subject_token);
+	cb_buffer_wipe(&t->request_body);
 	free(t->path);
 	free(t->query);
 	free(t->url);
@@ -243,6 +245,19 @@ static int header_is(const char *line, size_t n, const char *name, const char **
 	return 1;
 }
 
+/* An X-Subject-Token goes back out in a header: printable, no spaces, of a sane size. */
+static int header_token_ok(const char *value, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > 32768)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)value[i] <= 32 || (unsigned char)value[i] >= 127)
+			return 0;
+	return 1;
+}
+
 static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
 {
 	cb_transfer *t = userdata;
@@ -256,6 +271,14 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
 		copy_header_value(t->request_id, sizeof t->request_id, value, vlen);
 	} else if (header_is(line, n, "retry-after", &value, &vlen)) {
 		copy_header_value(t->retry_after, sizeof t->retry_after, value, vlen);
+	} else if (header_is(line, n, "x-subject-token", &value, &vlen)) {
+		while (vlen > 0 && (*value == ' ' || *value == '\t'))
+			value++, vlen--;
+		while (vlen > 0 && (value[vlen - 1] == '\r' || value[vlen - 1] == '\n' || value[vlen - 1] == ' '))
+			vlen--;
+		cb_buffer_wipe(&t->subject_token);
+		if (header_token_ok(value, vlen))
+			cb_buffer_append(&t->subject_token, value, vlen);
 	}
 	return n;
 }
@@ -292,6 +315,10 @@ static CURLcode configure(cb_engine *e, cb_transfer *t)
 		SET(CURLOPT_CAINFO, o->ca_file);
 	if (o->user_agent)
 		SET(CURLOPT_USERAGENT, o->user_agent);
+	if (t->request_body.data) {
+		SET(CURLOPT_POSTFIELDSIZE, (long)t->request_body.len);
+		SET(CURLOPT_POSTFIELDS, t->request_body.data);
+	}
 #if LIBCURL_VERSION_NUM >= 0x075500
 	SET(CURLOPT_PROTOCOLS_STR, o->allow_http ? "https,http" : "https");
 #else
@@ -308,6 +335,7 @@ static void reset_outcome(cb_transfer *t)
 	t->body_too_large = 0;
 	cb_buffer_clear(&t->body);
 	t->request_id[0] = t->retry_after[0] = t->error[0] = '\0';
+	cb_buffer_wipe(&t->subject_token);
 }
 
 /* A transfer that cannot even start is done, with the reason in its error buffer. */
@@ -376,8 +404,8 @@ static long start_ready(cb_engine *e)
 	return next < 0 ? -1 : (long)(next - now);
 }
 
-cb_transfer *cb_engine_submit(cb_engine *e, const char *path, const char *query, size_t user_size,
-			      char *err, size_t errlen)
+cb_transfer *cb_engine_submit(cb_engine *e, const char *base, const char *path, const char *query,
+			      size_t user_size, char *err, size_t errlen)
 {
 	cb_transfer *t = calloc(1, sizeof *t + user_size);
 	cb_buffer url = CB_BUFFER_INIT;
@@ -386,7 +414,7 @@ cb_transfer *cb_engine_submit(cb_engine *e, const char *path, const char *query,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	cb_buffer_append_str(&url, e->opts.base_url);
+	cb_buffer_append_str(&url, base ? base : e->opts.base_url);
 	cb_buffer_append_str(&url, path);
 	if (query && *query) {
 		cb_buffer_append_char(&url, '?');
@@ -466,6 +494,16 @@ static int days_from_civil(int y, int m, int d)
 	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
 	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
 	return era * 146097 + doe - 719468;
+}
+
+long long cb_parse_iso_utc(const char *text)
+{
+	int year, month, day, hour, minute, second, consumed = 0;
+
+	if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second, &consumed) != 6 ||
+	    consumed != 19 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+		return -1;
+	return (long long)days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
 }
 
 long cb_parse_retry_after(const char *value, long long now_s)

@@ -44,11 +44,14 @@ struct cb_transfer {
 	int body_too_large; /* stopped at max_body */
 	cb_buffer body;
 	char request_id[72];  /* X-Request-Id, sanitised */
+	cb_buffer subject_token; /* X-Subject-Token (an IAM token: wiped when freed) */
 	char retry_after[64]; /* Retry-After, sanitised */
 	char error[CURL_ERROR_SIZE];
 	void *user; /* user_size bytes of the caller's, zeroed, freed with the transfer */
-	/* What is requested: the path as given, and the canonical query (or NULL). */
+	/* What is requested: the path as given, and the canonical query (or NULL); a POST when
+	 * request_body is set (wiped when freed: it may hold a password). */
 	char *path, *query;
+	cb_buffer request_body;
 	/* The engine's own. */
 	char *url;
 	long long not_before_ms;
@@ -63,9 +66,10 @@ typedef struct cb_engine cb_engine;
 cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t errlen);
 void cb_engine_free(cb_engine *engine); /* drops everything queued, in flight or done */
 
-/* Queues a GET of base_url + path (+ '?' + query). Returns NULL with a message on failure. */
-cb_transfer *cb_engine_submit(cb_engine *engine, const char *path, const char *query, size_t user_size,
-			      char *err, size_t errlen);
+/* Queues a GET of base + path (+ '?' + query); base NULL: the engine's base_url. Returns NULL
+ * with a message on failure. Set t->request_body before the next run to make it a POST. */
+cb_transfer *cb_engine_submit(cb_engine *engine, const char *base, const char *path, const char *query,
+			      size_t user_size, char *err, size_t errlen);
 
 /* Queues a done transfer again, at once, for another path (keeps its id and attempts). */
 int cb_engine_resubmit(cb_engine *engine, cb_transfer *t, const char *path);
@@ -87,6 +91,9 @@ void cb_transfer_free(cb_transfer *t); /* only for transfers taken out of the do
 
 /* Whether an attempt that ended like this is worth another (network, timeout, 429, 5xx). */
 int cb_transfer_retryable(const cb_transfer *t);
+
+/* Epoch seconds of an ISO 8601 UTC time such as 2026-11-28T21:24:19.000000Z, or -1. */
+long long cb_parse_iso_utc(const char *text);
 
 /* Seconds from a Retry-After value (delta-seconds or an HTTP date), or -1. */
 long cb_parse_retry_after(const char *value, long long now_s);

@@ -33,6 +33,9 @@ local CREDENTIALS = {
   { "security_token", "EMU_SECURITY_TOKEN", "emuSecurityTokenQ29kZUFydHNCdWlsZFRlbXA" },
   { "token", "EMU_TOKEN", "emuIamTokenMIIEXAYJKoZIhvcNAQcCoIIETTCCBEkCAQEx" },
   { "project_id", "EMU_PROJECT_ID", "0b2e8d6c1f4a4e3d9c7b5a3f1e2d4c6b" },
+  { "iam_user", "EMU_IAM_USER", "emu-build-reader" },
+  { "iam_password", "EMU_IAM_PASSWORD", "emuIamPassw0rd-5b9c1e" },
+  { "iam_domain", "EMU_IAM_DOMAIN", "emu-domain" },
 }
 
 local READY_TRIES = 200 -- x 0.05 s: 10 s
@@ -281,6 +284,11 @@ function Emulator:expected(job_id, build_no)
 end
 
 --- The list of jobs: {job_id =, name =, builds =, gaps =, running_status =}.
+--- Makes every IAM token the emulator issued stop working (one expiring in the middle of a batch).
+function Emulator:expire_tokens()
+  return self:_control_json("POST", "/__emulator/expire-tokens").expired
+end
+
 function Emulator:jobs()
   return self:_control_json("GET", "/__emulator/jobs").jobs
 end
@@ -322,6 +330,7 @@ local SERVER_CERTS = { server = true, expired = true, wronghost = true, other = 
 --- Start an emulator and wait until it listens. Options (all optional):
 --   tls (boolean), spelling ("camel"|"snake"), seed, retire_v3, clock_offset (seconds), env (EMU_* values),
 --   port (default 0: a free one; an old emulator's port lets a new one stand in for it after a restart),
+--   token_lifetime (seconds an IAM token issued by POST /v3/auth/tokens lasts, default a day),
 --   max_lifetime (seconds, default 3600), log (access log into emu.dir/stderr), parent_pid (default: this
 --   Lua process), certs (a make_certs() table to reuse), server_cert ("server" default, "expired",
 --   "wronghost", "other": which of the made certificates the TLS server presents).
@@ -367,6 +376,10 @@ function M.start(opts)
     "--seed", ("%d"):format(emu.seed), "--max-lifetime", tostring(opts.max_lifetime or 3600) }
   if opts.retire_v3 then
     args[#args + 1] = "--retire-v3"
+  end
+  if opts.token_lifetime then
+    args[#args + 1] = "--token-lifetime"
+    args[#args + 1] = tostring(opts.token_lifetime)
   end
   if opts.clock_offset then
     args[#args + 1] = "--clock-offset"

@@ -85,6 +85,9 @@ DEFAULT_CREDENTIALS = {
     "EMU_SECURITY_TOKEN": "emuSecurityTokenQ29kZUFydHNCdWlsZFRlbXA",
     "EMU_TOKEN": "emuIamTokenMIIEXAYJKoZIhvcNAQcCoIIETTCCBEkCAQEx",
     "EMU_PROJECT_ID": "0b2e8d6c1f4a4e3d9c7b5a3f1e2d4c6b",
+    "EMU_IAM_USER": "emu-build-reader",
+    "EMU_IAM_PASSWORD": "emuIamPassw0rd-5b9c1e",
+    "EMU_IAM_DOMAIN": "emu-domain",
 }
 
 
@@ -106,6 +109,9 @@ class Credentials:
         self.security_token = get("EMU_SECURITY_TOKEN")
         self.token = get("EMU_TOKEN")
         self.project_id = get("EMU_PROJECT_ID")
+        self.iam_user = get("EMU_IAM_USER")
+        self.iam_password = get("EMU_IAM_PASSWORD")
+        self.iam_domain = get("EMU_IAM_DOMAIN")
 
     def __repr__(self):
         return "<Credentials (hidden)>"
@@ -624,7 +630,9 @@ API_ROUTES = (
     (re.compile(r"^/v3/jobs/([^/]+)/history$"), "history", "v3"),
     (re.compile(r"^/v3/jobs/([^/]+)/status$"), "status", "v3"),
 )
-PATH_KINDS = ("record-info", "running-status", "history", "status", "other")
+PATH_KINDS = ("record-info", "running-status", "history", "status", "iam", "other")
+IAM_TOKENS_PATH = "/v3/auth/tokens"
+IAM_PROJECTS_PATH = "/v3/projects"
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9]{32}$")
 INT32_MAX = 2147483647
 
@@ -825,6 +833,7 @@ class State:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.issued_tokens = {}  # token -> expiry (epoch seconds), from the IAM emulation
         self.active = 0
         self.rules = []
         self.generation = 0
@@ -899,6 +908,27 @@ class State:
                 "peak_concurrency": self.peak, "by_status": dict(self.by_status),
                 "by_path_kind": dict(self.by_path_kind), "last": self.last,
             }
+
+    def issue_token(self, lifetime):
+        token = "emuIssued" + secrets.token_urlsafe(48)
+        expires = time.time() + lifetime
+        with self.lock:
+            self.issued_tokens[token] = expires
+        return token, expires
+
+    def token_valid(self, token):
+        with self.lock:
+            for issued, expires in self.issued_tokens.items():
+                if same_secret(token, issued):
+                    return time.time() < expires
+        return False
+
+    def expire_tokens(self):
+        """Every token issued so far stops working now (a token expiring in the middle of a batch)."""
+        with self.lock:
+            for token in self.issued_tokens:
+                self.issued_tokens[token] = 0
+            return len(self.issued_tokens)
 
     def rules_snapshot(self):
         with self.lock:
@@ -1106,6 +1136,8 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
         elif path == "/__emulator/faults" and method == "DELETE":
             state.clear_rules()
             self.send_json(200, {"ok": True})
+        elif path == "/__emulator/expire-tokens" and method == "POST":
+            self.send_json(200, {"ok": True, "expired": state.expire_tokens()})
         elif path == "/__emulator/jobs" and method == "GET":
             self.send_json(200, {"jobs": [
                 {"job_id": job.job_id, "name": job.name, "builds": job.builds, "gaps": bool(job.gap_every),
@@ -1126,6 +1158,8 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
     # API paths ------------------------------------------------------------------------------------
     def handle_api(self, path, query, body):
         route = route_for(path)
+        if path in (IAM_TOKENS_PATH, IAM_PROJECTS_PATH):
+            route = Route("iam", "v3", None, None)
         state = self.server.state
         self.counted_in_generation = state.begin_api(
             route.kind, {"method": self.command, "path": path, "query": query, "headers": self.received_headers()},
@@ -1224,6 +1258,8 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
 
     def api_response(self, path, query, body, route):
         options, dataset = self.server.options, self.server.dataset
+        if route.kind == "iam":
+            return self.iam_response(path, query, body)
         job = JOBS_BY_ID.get(route.job_id)
         if route.kind == "other" or (options.retire_v3 and path.startswith("/v3/")):
             return Response(404, NOT_PUBLISHED)
@@ -1260,6 +1296,45 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
             return Response(200, {"result": dataset.record(job, job.builds)["status"] == "RUNNING"})
         return self.history_response(job, query)
 
+    # IAM (the identity service, played on the same port) -------------------------------------------
+    def iam_response(self, path, query, body):
+        if path == IAM_TOKENS_PATH:
+            if self.command != "POST":
+                return Response(405, error_body("IAM.0001", "Method not allowed: use POST"), {"Allow": "POST"})
+            return self.iam_token_response(body)
+        if self.command != "GET":
+            return Response(405, error_body("IAM.0001", "Method not allowed: use GET"), {"Allow": "GET"})
+        denied = self.authenticate(path, query, body)
+        if denied is not None:
+            return denied
+        name = dict(parse_query(query)).get("name")
+        projects = [{"id": self.server.credentials.project_id, "name": name, "enabled": True}] if name else []
+        return Response(200, {"projects": projects, "links": {"self": path}})
+
+    def iam_token_response(self, body):
+        """POST /v3/auth/tokens with a password identity scoped to a project, as IAM takes it."""
+        creds = self.server.credentials
+        try:
+            request = json.loads(body.decode("utf-8"))
+            identity = request["auth"]["identity"]
+            user = identity["password"]["user"]
+            scope_name = request["auth"]["scope"]["project"]["name"]
+            given = (user["name"], user["password"], user["domain"]["name"])
+            if "password" not in identity["methods"] or not all(isinstance(v, str) for v in given):
+                raise ValueError("not a password identity")
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return Response(400, {"error": {"code": 400, "message": "The request body is invalid.", "title": "Bad Request"}})
+        if not (same_secret(given[0], creds.iam_user) and same_secret(given[1], creds.iam_password)
+                and same_secret(given[2], creds.iam_domain)):
+            return Response(401, {"error": {"code": 401, "message": "The username or password is wrong.",
+                                            "title": "Unauthorized"}})
+        token, expires = self.server.state.issue_token(self.server.options.token_lifetime)
+        stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".000000Z"  # noqa: E731
+        return Response(201, {"token": {
+            "expires_at": stamp(expires), "issued_at": stamp(time.time()), "methods": ["password"],
+            "project": {"id": creds.project_id, "name": scope_name},
+            "user": {"name": given[0], "domain": {"name": given[2]}}}}, {"X-Subject-Token": token})
+
     def history_response(self, job, query):
         params = dict(parse_query(query))
         offset = parse_int(params.get("offset"), 0, INT32_MAX)
@@ -1276,7 +1351,7 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
         creds = self.server.credentials
         token = self.headers.get("X-Auth-Token")
         authorization = self.headers.get("Authorization")
-        if token is not None and same_secret(token, creds.token):
+        if token is not None and (same_secret(token, creds.token) or self.server.state.token_valid(token)):
             reason = None
         elif authorization is not None:
             reason = self.signature_problem(path, query, body, authorization)
@@ -1386,6 +1461,8 @@ def parse_args(argv):
     parser.add_argument("--max-lifetime", type=float, default=3600.0, help="exit after this many seconds (0: never)")
     parser.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to the emulator's clock")
     parser.add_argument("--retire-v3", action="store_true", help="every /v3/ path answers 404 APIGW.0101")
+    parser.add_argument("--token-lifetime", type=float, default=86400.0,
+                        help="seconds an IAM token issued by POST /v3/auth/tokens stays valid")
     parser.add_argument("--quiet", action="store_true", help="no access log (the default)")
     parser.add_argument("--log", action="store_true", help="access log on stderr (request line and status)")
     parser.add_argument("--check-vectors", metavar="FILE", help="check the signer against a vectors file")
