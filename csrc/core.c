@@ -1592,7 +1592,7 @@ static int module_sign(lua_State *L)
 	if (in.key == NULL)
 		return luaL_error(L, "cannot set up HMAC-SHA256 (OpenSSL)");
 	rc = cb_sign(&in, &out, &error);
-	cb_hmac_key_free((cb_hmac_key *)in.key);
+	cb_hmac_key_free(in.key);
 	if (rc != 0) {
 		cb_sign_output_free(&out);
 		return luaL_error(L, "sign: %s", error);

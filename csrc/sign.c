@@ -8,9 +8,13 @@
 
 #define MAX_SIGNED_HEADERS 64
 
+/* Everything signing needs, fetched and keyed once per client: OpenSSL 3 looks algorithms up
+ * by name, which costs more than hashing a canonical request. */
 struct cb_hmac_key {
 	EVP_MAC *mac;
-	EVP_MAC_CTX *ctx;
+	EVP_MAC_CTX *ctx; /* keyed with the SK; re-initialised (same key) for each signature */
+	EVP_MD *sha256;
+	EVP_MD_CTX *md_ctx;
 };
 
 cb_hmac_key *cb_hmac_key_new(const char *sk, size_t sk_len)
@@ -24,10 +28,12 @@ cb_hmac_key *cb_hmac_key_new(const char *sk, size_t sk_len)
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
 	params[1] = OSSL_PARAM_construct_end();
 	key->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	key->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	key->md_ctx = EVP_MD_CTX_new();
 	if (key->mac)
 		key->ctx = EVP_MAC_CTX_new(key->mac);
 	/* An empty SK is refused by configuration before we get here; HMAC wants a non-NULL key. */
-	if (key->ctx == NULL ||
+	if (key->ctx == NULL || key->sha256 == NULL || key->md_ctx == NULL ||
 	    !EVP_MAC_init(key->ctx, (const unsigned char *)(sk_len ? sk : ""), sk_len, params)) {
 		cb_hmac_key_free(key);
 		return NULL;
@@ -41,32 +47,30 @@ void cb_hmac_key_free(cb_hmac_key *key)
 		return;
 	EVP_MAC_CTX_free(key->ctx); /* OpenSSL cleanses the key material it holds */
 	EVP_MAC_free(key->mac);
+	EVP_MD_CTX_free(key->md_ctx);
+	EVP_MD_free(key->sha256);
 	free(key);
 }
 
-static int hmac_hex(const cb_hmac_key *key, const char *msg, size_t len, cb_buffer *out)
+static int hmac_hex(cb_hmac_key *key, const char *msg, size_t len, cb_buffer *out)
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	size_t mac_len = 0;
-	int ok;
-	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(key->ctx);
 
-	if (ctx == NULL)
-		return -1;
-	ok = EVP_MAC_update(ctx, (const unsigned char *)msg, len) &&
-	     EVP_MAC_final(ctx, mac, &mac_len, sizeof mac);
-	EVP_MAC_CTX_free(ctx);
-	if (!ok)
+	/* A NULL key restarts HMAC with the key already set. */
+	if (!EVP_MAC_init(key->ctx, NULL, 0, NULL) || !EVP_MAC_update(key->ctx, (const unsigned char *)msg, len) ||
+	    !EVP_MAC_final(key->ctx, mac, &mac_len, sizeof mac))
 		return -1;
 	return cb_buffer_append_hex(out, mac, mac_len);
 }
 
-static int sha256_hex(const char *data, size_t len, cb_buffer *out)
+static int sha256_hex(cb_hmac_key *key, const char *data, size_t len, cb_buffer *out)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
 
-	if (!EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL))
+	if (!EVP_DigestInit_ex2(key->md_ctx, key->sha256, NULL) || !EVP_DigestUpdate(key->md_ctx, data, len) ||
+	    !EVP_DigestFinal_ex(key->md_ctx, md, &md_len))
 		return -1;
 	return cb_buffer_append_hex(out, md, md_len);
 }
@@ -314,7 +318,7 @@ static int build_canonical_request(const cb_sign_input *in, const signed_header 
 	rc |= cb_buffer_append_char(cr, '\n');
 	rc |= cb_buffer_append(cr, out->signed_headers.data, out->signed_headers.len);
 	rc |= cb_buffer_append_char(cr, '\n');
-	rc |= sha256_hex(in->body ? in->body : "", in->body_len, cr);
+	rc |= sha256_hex(in->key, in->body ? in->body : "", in->body_len, cr);
 	return rc ? -1 : 0;
 }
 
@@ -334,7 +338,7 @@ int cb_sign(const cb_sign_input *in, cb_sign_output *out, const char **error)
 	rc |= cb_buffer_append_str(sts, CB_SIGN_ALGORITHM "\n");
 	rc |= cb_buffer_append_str(sts, out->sdk_date);
 	rc |= cb_buffer_append_char(sts, '\n');
-	rc |= sha256_hex(out->canonical_request.data, out->canonical_request.len, sts);
+	rc |= sha256_hex(in->key, out->canonical_request.data, out->canonical_request.len, sts);
 
 	rc |= cb_buffer_append_str(auth, CB_SIGN_ALGORITHM " Access=");
 	rc |= cb_buffer_append_str(auth, in->ak);

@@ -17,7 +17,7 @@ typedef struct {
 	size_t value_len;
 } cb_kv;
 
-/* An HMAC-SHA256 context keyed once with the SK: each signature starts from a copy of it. */
+/* HMAC-SHA256 keyed once with the SK, and SHA-256, ready for each signature (one thread at a time). */
 typedef struct cb_hmac_key cb_hmac_key;
 cb_hmac_key *cb_hmac_key_new(const char *sk, size_t sk_len);
 void cb_hmac_key_free(cb_hmac_key *key);
@@ -34,7 +34,7 @@ typedef struct {
 	const char *body;
 	size_t body_len;
 	const char *ak;
-	const cb_hmac_key *key;
+	cb_hmac_key *key; /* used (its contexts are reset) by each signature */
 	/* Used, and signed as x-sdk-date, only when no X-Sdk-Date is among the headers. */
 	const char *sdk_date;
 } cb_sign_input;
