@@ -47,7 +47,11 @@ build = {
     ["codeartsbuild.batch"] = "lua/codeartsbuild/batch.lua",
     ["codeartsbuild.query"] = "lua/codeartsbuild/query.lua",
     ["codeartsbuild.view"] = "lua/codeartsbuild/view.lua",
+    ["codeartsbuild.cli"] = "lua/codeartsbuild/cli.lua",
     ["codeartsbuild.nvim"] = "lua/codeartsbuild/nvim.lua",
     ["codeartsbuild.health"] = "lua/codeartsbuild/health.lua",
+  },
+  install = {
+    bin = { codeartsbuild = "bin/codeartsbuild" },
   },
 }

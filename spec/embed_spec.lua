@@ -4,7 +4,7 @@
 local emulator = require "spec.support.emulator"
 local run = require "spec.support.run"
 
-describe("examples/embed", function()
+describe("examples/embed #once", function()
   it("builds, registers the module without a core.so, and fetches records", function()
     local out, status = run.capture("make --no-print-directory LUA=lua5.4 embed-example")
     assert.are.equal(0, status, out)

@@ -140,7 +140,7 @@ teardown(function()
   if tmp then os.execute("rm -rf " .. q(tmp)) end
 end)
 
-describe("emulator.py --check-vectors", function()
+describe("emulator.py --check-vectors #once", function()
   it("passes on the published vectors: 5 signing vectors and the canonical query", function()
     local out, status = run.capture(PYTHON .. " " .. SCRIPT .. " --check-vectors " .. q(vectors_file()))
     assert.are.equal(0, status, out)
@@ -187,7 +187,7 @@ describe("emulator.py --check-vectors", function()
   end)
 end)
 
-describe("the emulator (camelCase, seed 1)", function()
+describe("the emulator (camelCase, seed 1) #once", function()
   local emu
   setup(function() emu = emulator.start{} end)
   teardown(function() if emu then emu:stop() end end)
@@ -593,7 +593,7 @@ describe("the emulator (camelCase, seed 1)", function()
   end)
 end)
 
-describe("the emulator in snake_case", function()
+describe("the emulator in snake_case #once", function()
   it("sends the same values under snake_case keys, repo_id a string", function()
     local camel = emulator.start{ seed = 5 }
     local snake = emulator.start{ spelling = "snake", seed = 5 }
@@ -625,7 +625,7 @@ describe("the emulator in snake_case", function()
   end)
 end)
 
-describe("the emulator with --retire-v3", function()
+describe("the emulator with --retire-v3 #once", function()
   it("answers 404 APIGW.0101 on every /v3/ path while v1 and v4 work", function()
     local emu = emulator.start{ retire_v3 = true }
     local ok, err = pcall(function()
@@ -643,7 +643,7 @@ describe("the emulator with --retire-v3", function()
   end)
 end)
 
-describe("the emulator's clock", function()
+describe("the emulator's clock #once", function()
   it("judges x-sdk-date by its own clock plus --clock-offset", function()
     local emu = emulator.start{ clock_offset = 3600 }
     local ok, err = pcall(function()
@@ -659,7 +659,7 @@ describe("the emulator's clock", function()
   end)
 end)
 
-describe("the emulator over TLS", function()
+describe("the emulator over TLS #once", function()
   local emu
   setup(function() emu = emulator.start{ tls = true } end)
   teardown(function() if emu then emu:stop() end end)
@@ -715,7 +715,7 @@ describe("the emulator over TLS", function()
   end)
 end)
 
-describe("emulator lifecycle", function()
+describe("emulator lifecycle #once", function()
   it("stop() leaves no process and no directory behind, and is idempotent", function()
     local emu = emulator.start{}
     local pid, dir = emu.pid, emu.dir
@@ -777,7 +777,7 @@ describe("emulator lifecycle", function()
   end)
 end)
 
-describe("spec/support/with-emulator", function()
+describe("spec/support/with-emulator #once", function()
   it("runs a command against the emulator, passes its status on, and cleans up", function()
     local script = [[
 echo "endpoint=$CODEARTSBUILD_ENDPOINT emulator=$CODEARTSBUILD_EMULATOR ca=${CODEARTSBUILD_CA_FILE:-none}"

@@ -5,7 +5,7 @@ local nvim = require "spec.support.nvim"
 local JOB = emulator.job_ids.reference
 local NO_STATUS = emulator.job_ids.no_status
 
-describe("in Neovim", function()
+describe("in Neovim #once", function()
   local emu, env
 
   setup(function()

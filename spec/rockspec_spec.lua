@@ -4,7 +4,7 @@ local run = require "spec.support.run"
 
 -- What a clone has (tracked and new files, nothing ignored such as a built core.so in lua/).
 local function copy_checkout(dest)
-  local out, status = run.capture(("git ls-files -co --exclude-standard -- csrc lua '*.rockspec' | "
+  local out, status = run.capture(("git ls-files -co --exclude-standard -- csrc lua bin '*.rockspec' | "
     .. "tar -cf - -T - | tar -xf - -C %s"):format(run.quote(dest)))
   assert(status == 0, out)
 end
@@ -74,6 +74,12 @@ describe("the rockspecs", function()
         :format(run.quote(work), version, run.quote(tree), "codeartsbuild-scm-1.rockspec"))
       assert.are.equal(0, status, out)
       require_from_tree(tree, version)
+      -- The command-line tool is installed too, and runs on the tree's modules (set up as a user
+      -- of a tree of their own does: eval "$(luarocks path)").
+      out, status = run.capture(('eval "$(luarocks --lua-version %s --tree %s path)" && codeartsbuild --version')
+        :format(version, run.quote(tree)))
+      assert.are.equal(0, status, out)
+      assert.truthy(out:match("^codeartsbuild %d+%.%d+%.%d+ %("), out)
 
       out, status = run.capture(("cd %s && luarocks --lua-version %s --tree %s pack codeartsbuild")
         :format(run.quote(work), version, run.quote(tree)))

@@ -1,0 +1,37 @@
+#!/bin/sh
+# The command-line tool, bin/codeartsbuild (installed as `codeartsbuild` by the rock).
+#
+#   sh examples/cli.sh [JOB_ID]                                   (default: the reference job)
+#
+# The endpoint and credentials come from the environment (README, "Configuration");
+# `spec/support/with-emulator -- sh examples/cli.sh` runs it against the emulator. LUA names the
+# interpreter to run the checkout's bin/codeartsbuild with (default lua5.4: `make` builds for it).
+set -eu
+cd "$(dirname "$0")/.."
+job=${1:-cb5fa20de5fd4cf8be681d4bd6fdd2f6}
+codeartsbuild() { "${LUA:-lua5.4}" bin/codeartsbuild "$@"; }
+
+echo "== the newest build"
+newest=$(codeartsbuild latest "$job")
+echo "$newest"
+
+echo "== build 61, one field a line"
+codeartsbuild record "$job" 61 | head -n 6
+
+echo "== the last 10 builds"
+codeartsbuild list "$job" --last 10
+
+echo "== the 3 newest FAILED builds of the last 200, as CSV"
+codeartsbuild list "$job" --last 200 --status failed --reverse --limit 3 --csv | cut -d, -f1-5
+
+echo "== the last 100 builds in numbers"
+codeartsbuild summary "$job"
+
+echo "== build 61 as JSON, one field of it"
+codeartsbuild record "$job" 61 --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["commit"])'
+
+echo "== a build that does not exist: exit status 1, one line on stderr"
+status=0
+codeartsbuild record "$job" 2147483647 2>&1 | sed 's/(request id [0-9a-f]*)/(request id ...)/' || true
+codeartsbuild record "$job" 2147483647 2>/dev/null || status=$?
+echo "exit status $status"
