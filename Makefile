@@ -49,7 +49,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATIC := $(BUILD)/libcodeartsbuild.a
 EMBED := examples/embed/embed
 
-.PHONY: all static embed-example nvim test test-all demo deps lint clean
+.PHONY: all static embed-example nvim test test-all deps-all demo deps lint clean
 
 all: $(MODULE)
 
@@ -94,24 +94,207 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	$(BUSTED)
 
-# The soak test runs once, under the default Lua (make test); the other runs leave it out.
-test-all:
+# make test-all: make test (the default Lua, everything), then the suite under each other
+# interpreter, one target each (test-lua5.1, ...), so that `make -j2 -O test-all` runs two at a
+# time. Those runs leave out the soak (slow) and the specs tagged "once": they test a host that
+# does not depend on the Lua running busted (the emulator, Neovim, the C program embedding 5.4).
+OTHER_LUAS := $(filter-out $(LUA),$(ALL_LUAS))
+
+test-all: test $(addprefix test-,$(OTHER_LUAS))
+
+deps-all:
 	@for lua in $(ALL_LUAS); do $(MAKE) --no-print-directory LUA=$$lua deps || exit 1; done
-	@status=0; for lua in $(ALL_LUAS); do \
-		echo "== $$lua"; \
-		$(MAKE) --no-print-directory LUA=$$lua all || exit 1; \
-		tags=; [ $$lua = $(LUA) ] || tags=--exclude-tags=soak; \
-		$$lua /usr/bin/busted $$tags || status=1; \
-	done; exit $$status
+
+$(addprefix test-,$(OTHER_LUAS)): test-%: deps-all
+	@$(MAKE) --no-print-directory LUA=$* all
+	@echo "== $*"
+	$* /usr/bin/busted --exclude-tags=soak,once
 
 demo: deps
 	@$(MAKE) --no-print-directory all
 	$(LUA_ENV) spec/support/with-emulator --tls -- $(LUA) examples/quickstart.lua
 
 lint:
-	luacheck lua spec examples
+	luacheck lua spec examples bin plugin types
 	cppcheck --quiet --enable=warning,performance,portability --inline-suppr --error-exitcode=1 \
 		$(shell $(PKG_CONFIG) --cflags-only-I libcurl 2>/dev/null) csrc
 
 clean:
 	rm -rf build $(EMBED)
+
+# ---------------------------------------------------------------------------------------------
+# Hardening (issue 4): memory checks and fuzzing. Slow, so not part of `make test`.
+#   make check-memory   the suite under valgrind, under ASan+UBSan, and with an aggressive GC
+#                       (check-valgrind, check-asan and check-gc run one pass each)
+#   make fuzz           each libFuzzer harness of csrc/fuzz/ for FUZZ_SECONDS (default 60)
+#   make fuzz-crashes   replays the saved crashes of spec/fuzz/crashes/ (fails while one crashes)
+#   make wipecheck      build/<version>/wipecheck, the secret-wipe checker spec/secrets_spec.lua runs
+#   make deps-check     the Debian packages these need
+# csrc/fuzz/README.md says more.
+
+CHECK_DEB_PACKAGES := valgrind clang libclang-rt-14-dev gcc libasan8 libubsan1 $(LUA_DEV) lua-cjson
+
+# The #soak specs (20,000 and 100,000 requests, memory must stay flat) take minutes under
+# valgrind, and ASan's quarantine grows the RSS on purpose: the three passes leave them out, and
+# the #once specs too (their hosts, the emulator, Neovim and the C example, run in processes
+# the checks do not follow).
+CHECK_BUSTED_FLAGS := --exclude-tags=soak,once
+
+VALGRIND := valgrind --quiet --error-exitcode=1 --leak-check=full \
+	--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --num-callers=40
+
+# The sanitizer build uses gcc: its -fsanitize runtime is a shared library (libasan.so) that can be
+# preloaded into the uninstrumented lua5.4; float-cast-overflow is not in gcc's "undefined" group.
+SAN_CC := gcc
+SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer
+SAN_BUILD := build/asan-$(LUA_VERSION)
+SAN_PRELOAD = $(shell $(SAN_CC) -print-file-name=libasan.so):$(CURDIR)/$(SAN_BUILD)/unpreload.so
+SAN_ENV = CODEARTSBUILD_BUILD_DIR=$(SAN_BUILD) CODEARTSBUILD_PRELOAD='$(SAN_PRELOAD)' LD_PRELOAD='$(SAN_PRELOAD)' \
+	ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1 \
+	LSAN_OPTIONS=use_tls=0:print_suppressions=0:suppressions=$(CURDIR)/csrc/fuzz/lsan.supp \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+FUZZ_CC := clang
+FUZZ_BUILD := build/fuzz-$(LUA_VERSION)
+FUZZ_HARNESSES := fuzz_record fuzz_headers fuzz_sign
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# One process each (no -jobs/-fork): the machine is shared. Inputs it finds go to the scratch
+# corpus in $(FUZZ_BUILD); spec/fuzz/corpus/ holds the seeds and is only read.
+FUZZ_RUN_FLAGS := -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+	-print_final_stats=1
+
+WIPECHECK := $(BUILD)/wipecheck
+
+.PHONY: deps-check check-memory check-valgrind check-asan check-gc fuzz fuzz-build fuzz-crashes wipecheck
+
+deps-check: deps
+	@missing=$$(for p in $(CHECK_DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# All three passes run even when one fails; each says how long it took.
+check-memory: deps-check
+	@$(MAKE) --no-print-directory all
+	@status=0; for check in check-valgrind check-asan check-gc; do \
+		start=$$(date +%s); \
+		if $(MAKE) --no-print-directory $$check; then result=passed; else result=FAILED; status=1; fi; \
+		echo "== $$check: $$result in $$(( $$(date +%s) - start )) s"; \
+	done; exit $$status
+
+check-valgrind: all
+	$(VALGRIND) $(BUSTED) $(CHECK_BUSTED_FLAGS)
+
+check-asan: all $(SAN_BUILD)/unpreload.so
+	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) CC=$(SAN_CC) CFLAGS="-O1 -g $(SAN_FLAGS)" \
+		LDFLAGS="$(SAN_FLAGS)" all
+	$(SAN_ENV) $(BUSTED) $(CHECK_BUSTED_FLAGS)
+
+$(SAN_BUILD)/unpreload.so: csrc/fuzz/unpreload.c
+	@mkdir -p $(dir $@)
+	$(SAN_CC) -shared -fPIC -O1 -std=c99 -D_POSIX_C_SOURCE=200809L $(WARNINGS) -o $@ $<
+
+check-gc: all
+	$(BUSTED) --helper=spec/support/aggressive_gc.lua $(CHECK_BUSTED_FLAGS)
+
+wipecheck: $(WIPECHECK)
+
+$(WIPECHECK): csrc/fuzz/wipe_check.c $(OBJECTS)
+	$(CC) $(CFLAGS) -std=c99 $(WARNINGS) $(shell $(PKG_CONFIG) --cflags $(LUA_PC)) -rdynamic -o $@ $< \
+		$(OBJECTS) $(shell $(PKG_CONFIG) --libs $(LUA_PC)) $(MODULE_LIBS) -ldl -lm
+
+fuzz-build: $(FUZZ_HARNESSES:%=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/fuzz_record: csrc/fuzz/fuzz_record.c csrc/record.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(LUA_PC)) -o $@ csrc/fuzz/fuzz_record.c csrc/record.c \
+		$(shell $(PKG_CONFIG) --libs $(LUA_PC)) -lm
+
+# fuzz_headers includes csrc/transport.c itself, to reach its static header parsing.
+$(FUZZ_BUILD)/fuzz_headers: csrc/fuzz/fuzz_headers.c csrc/transport.c csrc/buffer.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell $(PKG_CONFIG) --cflags libcurl openssl) -o $@ csrc/fuzz/fuzz_headers.c \
+		csrc/buffer.c $(MODULE_LIBS)
+
+$(FUZZ_BUILD)/fuzz_sign: csrc/fuzz/fuzz_sign.c csrc/sign.c csrc/buffer.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell $(PKG_CONFIG) --cflags openssl) -o $@ csrc/fuzz/fuzz_sign.c csrc/sign.c \
+		csrc/buffer.c $(MODULE_LIBS)
+
+# Each harness in turn; its full log is in $(FUZZ_BUILD)/<harness>.log, a crash input in
+# $(FUZZ_BUILD)/artifacts/. All harnesses run even when one finds something.
+fuzz: deps-check fuzz-build
+	@status=0; for h in $(FUZZ_HARNESSES); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$h $(FUZZ_BUILD)/artifacts spec/fuzz/corpus/$$h; \
+		echo "== $$h: fuzzing for $(FUZZ_SECONDS) s"; \
+		if UBSAN_OPTIONS=print_stacktrace=1 $(FUZZ_BUILD)/$$h $(FUZZ_RUN_FLAGS) -dict=csrc/fuzz/$$h.dict \
+			-artifact_prefix=$(FUZZ_BUILD)/artifacts/$$h- $(FUZZ_BUILD)/corpus/$$h spec/fuzz/corpus/$$h \
+			>$(FUZZ_BUILD)/$$h.log 2>&1; then \
+			grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' $(FUZZ_BUILD)/$$h.log; \
+		else \
+			status=1; echo "== $$h FOUND SOMETHING:"; \
+			sed -n '/^==[0-9]*==ERROR\|runtime error\|^fuzz_\|deadly signal/,$$p' $(FUZZ_BUILD)/$$h.log | head -60; \
+		fi; \
+	done; exit $$status
+
+fuzz-crashes: fuzz-build
+	@status=0; for h in $(FUZZ_HARNESSES); do \
+		for f in spec/fuzz/crashes/$$h/*; do \
+			[ -f "$$f" ] || continue; \
+			if UBSAN_OPTIONS=print_stacktrace=1 $(FUZZ_BUILD)/$$h "$$f" >$(FUZZ_BUILD)/replay.log 2>&1; then echo "fixed:   $$f"; \
+			else echo "crashes: $$f"; status=1; fi; \
+		done; \
+	done; exit $$status
+
+# ---------------------------------------------------------------------------------------------
+# For people at the keyboard (issue 7): the REPL and the API reference.
+#   make repl   lua5.4 -i with the module on the path and `client` connected to the bundled emulator
+#   make docs   the API reference into docs/ (LDoc, Debian's lua-ldoc); docs/ is committed, and
+#               spec/docs_spec.lua checks that it is what the sources give
+DEB_PACKAGES += lua-ldoc lua-markdown
+# lua-markdown is packaged for Lua 5.1 only: LDoc runs under lua5.1 to find it.
+LDOC := lua5.1 /usr/bin/ldoc
+LDOC_OUTPUT := docs/index.html docs/ldoc.css docs/modules docs/examples
+
+.PHONY: repl docs
+
+repl: deps
+	@$(MAKE) --no-print-directory -s all
+	@$(LUA_ENV) spec/support/with-emulator -- $(LUA) -i examples/repl.lua
+
+docs: deps
+	rm -rf $(LDOC_OUTPUT)
+	$(LDOC) --testing --quiet .
+
+# ---------------------------------------------------------------------------------------------
+# Benchmarks (issue 6), not part of `make test`; bench/README.md says more.
+#   make bench         wrk, curl and codeartsbuild against nginx on this machine: bench/RESULTS.md
+#                      and bench/results.png (BENCH_FLAGS="--runs 3 ..." passes options to bench/run.py)
+#   make bench-micro   callgrind instruction counts of signing one request and decoding and
+#                      normalising one record (BENCH_MICRO_FLAGS="--annotate --time")
+BENCH_DEB_PACKAGES := $(LUA) $(LUA_DEV) lua-cjson lua-system python3 curl nginx-light wrk gnuplot-nox time \
+	valgrind
+BENCH_MICRO := $(BUILD)/bench/micro
+
+.PHONY: bench bench-micro
+
+bench:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
+	@$(MAKE) --no-print-directory all
+	python3 bench/run.py $(BENCH_FLAGS)
+
+bench-micro:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
+	@$(MAKE) --no-print-directory $(BENCH_MICRO)
+	python3 bench/micro.py $(BENCH_MICRO) $(BENCH_MICRO_FLAGS)
+
+# The micro benchmark links the module's own objects: it measures exactly what core.so runs.
+$(BENCH_MICRO): bench/micro.c $(BUILD)/obj/sign.o $(BUILD)/obj/record.o $(BUILD)/obj/buffer.o $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARNINGS) -Icsrc $(shell $(PKG_CONFIG) --cflags $(LUA_PC)) \
+		-o $@ bench/micro.c $(filter %.o,$^) $(shell $(PKG_CONFIG) --libs $(LUA_PC)) $(MODULE_LIBS) -lm

@@ -19,9 +19,16 @@ int cb_buffer_reserve(cb_buffer *b, size_t extra)
 	cap = b->cap ? b->cap : 256;
 	while (cap < need)
 		cap = cap > (size_t)-1 / 2 ? need : cap * 2;
-	p = realloc(b->data, cap);
+	/* Not realloc: a buffer may hold a secret (a canonical request holds X-Security-Token), and
+	 * realloc would leave the old block in freed memory as it was. */
+	p = malloc(cap);
 	if (p == NULL)
 		goto fail;
+	if (b->data) {
+		memcpy(p, b->data, b->len + 1);
+		OPENSSL_cleanse(b->data, b->cap);
+		free(b->data);
+	}
 	b->data = p;
 	b->cap = cap;
 	return 0;

@@ -18,6 +18,15 @@ function M.capture(command)
   return (out:gsub("__status=%d+%s*$", "")), status
 end
 
+--- The folder holding codeartsbuild/core.so for this Lua: build/<version>, or
+-- CODEARTSBUILD_BUILD_DIR when set (relative to root unless absolute).
+function M.build_dir(root)
+  local dir = os.getenv("CODEARTSBUILD_BUILD_DIR")
+  if not dir or dir == "" then dir = "build/" .. M.version end
+  if dir:sub(1, 1) == "/" or not root then return dir end
+  return root .. "/" .. dir
+end
+
 local function cwd()
   local p = assert(io.popen("pwd"))
   local dir = p:read("*l")
@@ -33,8 +42,17 @@ function M.lua_code(code, env)
   local vars = {
     PATH = os.getenv("PATH"),
     LUA_PATH = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/?.lua;;",
-    LUA_CPATH = root .. "/build/" .. M.version .. "/?.so;;",
+    LUA_CPATH = M.build_dir(root) .. "/?.so;;",
   }
+  -- Under make check-memory's sanitizer pass the child loads the same instrumented module, so it
+  -- needs the sanitizer runtime preloaded too (and the same options).
+  local preload = os.getenv("CODEARTSBUILD_PRELOAD")
+  if preload and preload ~= "" then
+    vars.LD_PRELOAD, vars.CODEARTSBUILD_PRELOAD = preload, preload
+    for _, name in ipairs({ "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" }) do
+      vars[name] = os.getenv(name)
+    end
+  end
   local home
   if not (env and env.HOME) then
     home = os.tmpname()

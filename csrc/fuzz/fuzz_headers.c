@@ -1,0 +1,121 @@
+/* libFuzzer harness: response headers and bodies as libcurl hands them to csrc/transport.c.
+ *
+ * The parsing lives in static functions (on_header, copy_header_value, on_body,
+ * retry_delay_ms), so this file includes transport.c itself instead of asking the module to
+ * export anything: the statics become reachable here and the module's surface stays as it is.
+ * The price: when one of those functions changes its signature, this harness must follow.
+ *
+ * Input: 8 bytes of parameters (max_body, attempts, backoff base and cap, a clock), then header
+ * lines separated by '\n', each passed to on_header as libcurl would (one complete line with its
+ * terminator); the same bytes are then fed to on_body in chunks. Findings are memory/UB errors
+ * and broken contracts: a kept X-Request-Id or Retry-After that is unterminated or holds other
+ * than printable ASCII without quotes or backslashes, a Retry-After parsed outside
+ * [-1, 999999999], a retry delay outside [0, max_backoff], a body longer than max_body. */
+#include "../transport.c"
+
+#include <stdint.h>
+
+static void fail(const char *what)
+{
+	fprintf(stderr, "fuzz_headers: %s\n", what);
+	abort();
+}
+
+static void check_value(const char *s, size_t cap)
+{
+	size_t n = strnlen(s, cap), i;
+
+	if (n == cap)
+		fail("header value not terminated within its buffer");
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 32 || c >= 127 || c == '"' || c == '\\')
+			fail("unsanitised character kept from a header");
+	}
+	if (n > 0 && (s[0] == ' ' || s[n - 1] == ' '))
+		fail("header value kept with leading or trailing spaces");
+}
+
+static void check_retry_after(long seconds)
+{
+	if (seconds < -1 || seconds > 999999999L)
+		fail("Retry-After parsed out of range");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	cb_transfer t;
+	cb_engine e;
+	const uint8_t *p = data, *end = data + size;
+	char value[256];
+	long long now_s = 1700000000;
+	long delay;
+	size_t n;
+
+	memset(&t, 0, sizeof t);
+	memset(&e, 0, sizeof e);
+	t.max_body = 4096;
+	e.opts.backoff_ms = 200;
+	e.opts.max_backoff_ms = 20000;
+	e.jitter_state = 0x9e3779b97f4a7c15ULL;
+	if (size >= 8) {
+		t.max_body = 1 + ((size_t)data[0] << 8 | data[1]);
+		t.attempts = data[2] % 32;
+		e.opts.backoff_ms = (long)data[3] * 37;
+		e.opts.max_backoff_ms = (long)(data[4] << 8 | data[5]) * 60;
+		now_s += ((long long)data[6] << 8 | data[7]) * 86400;
+		p += 8;
+	}
+
+	/* Header lines, each with its terminator, as libcurl passes them. */
+	while (p < end) {
+		const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+		char *line = malloc(len ? len : 1); /* an exact-size copy: ASan sees any overread */
+		if (line == NULL)
+			return 0;
+		memcpy(line, p, len);
+		if (on_header(line, 1, len, &t) != len)
+			fail("on_header did not take the whole line");
+		free(line);
+		check_value(t.request_id, sizeof t.request_id);
+		check_value(t.retry_after, sizeof t.retry_after);
+		p += len;
+	}
+	if (t.retry_after[0])
+		check_retry_after(cb_parse_retry_after(t.retry_after, now_s));
+
+	/* The retry wait: Retry-After when there is one, else full jitter; never above the cap. */
+	delay = retry_delay_ms(&e, &t);
+	if (delay < 0 || delay > (e.opts.max_backoff_ms > 0 ? e.opts.max_backoff_ms : 0))
+		fail("retry delay outside [0, max_backoff]");
+
+	/* The raw bytes as a Retry-After value too, without the header sanitising in front. */
+	n = size < sizeof value - 1 ? size : sizeof value - 1;
+	memcpy(value, data, n);
+	value[n] = '\0';
+	check_retry_after(cb_parse_retry_after(value, now_s));
+
+	/* The body callback: chunks of the input until max_body stops it. */
+	for (p = data; p < end;) {
+		size_t chunk = 1 + (size_t)(*p % 64) * 16;
+		size_t taken;
+		if (chunk > (size_t)(end - p))
+			chunk = (size_t)(end - p);
+		taken = on_body((char *)p, 1, chunk, &t);
+		if (t.body.len > t.max_body)
+			fail("body kept beyond max_body");
+		if (taken != chunk) {
+			if (!t.body_too_large)
+				fail("on_body refused a chunk without saying the body is too large");
+			break;
+		}
+		p += chunk;
+	}
+	if (t.body.len > 0 && memcmp(t.body.data, data, t.body.len) != 0)
+		fail("on_body kept other bytes than it was given");
+	cb_buffer_free(&t.body);
+	return 0;
+}
