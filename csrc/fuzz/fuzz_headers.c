@@ -1,15 +1,17 @@
 /* libFuzzer harness: response headers and bodies as libcurl hands them to csrc/transport.c.
  *
  * The parsing lives in static functions (on_header, copy_header_value, on_body,
- * retry_delay_ms), so this file includes transport.c itself instead of asking the module to
+ * retry_delay_ms; cb_parse_retry_after and cb_parse_iso_utc are public), so this file includes transport.c itself instead of asking the module to
  * export anything: the statics become reachable here and the module's surface stays as it is.
  * The price: when one of those functions changes its signature, this harness must follow.
  *
  * Input: 8 bytes of parameters (max_body, attempts, backoff base and cap, a clock), then header
  * lines separated by '\n', each passed to on_header as libcurl would (one complete line with its
  * terminator); the same bytes are then fed to on_body in chunks. Findings are memory/UB errors
- * and broken contracts: a kept X-Request-Id or Retry-After that is unterminated or holds other
- * than printable ASCII without quotes or backslashes, a Retry-After parsed outside
+ * (leaks too: the transfer is freed with the module's own cb_transfer_free) and broken
+ * contracts: a kept X-Request-Id or Retry-After that is unterminated or holds other than
+ * printable ASCII without quotes or backslashes, an X-Subject-Token kept with a space or a
+ * control character (it is sent back out as a header), a Retry-After parsed outside
  * [-1, 999999999], a retry delay outside [0, max_backoff], a body longer than max_body. */
 #include "../transport.c"
 
@@ -44,9 +46,23 @@ static void check_retry_after(long seconds)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* A token kept for sending back out: printable ASCII without spaces, NUL-terminated. */
+static void check_token(const cb_buffer *b)
+{
+	size_t i;
+
+	if (b->data == NULL || b->len == 0)
+		return;
+	if (b->data[b->len] != '\0')
+		fail("kept token not terminated");
+	for (i = 0; i < b->len; i++)
+		if ((unsigned char)b->data[i] <= 32 || (unsigned char)b->data[i] >= 127)
+			fail("kept X-Subject-Token holds a space or a control character");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	cb_transfer t;
+	cb_transfer *t = calloc(1, sizeof *t); /* as the module holds it */
 	cb_engine e;
 	const uint8_t *p = data, *end = data + size;
 	char value[256];
@@ -54,15 +70,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	long delay;
 	size_t n;
 
-	memset(&t, 0, sizeof t);
+	if (t == NULL)
+		return 0;
 	memset(&e, 0, sizeof e);
-	t.max_body = 4096;
+	t->max_body = 4096;
 	e.opts.backoff_ms = 200;
 	e.opts.max_backoff_ms = 20000;
 	e.jitter_state = 0x9e3779b97f4a7c15ULL;
 	if (size >= 8) {
-		t.max_body = 1 + ((size_t)data[0] << 8 | data[1]);
-		t.attempts = data[2] % 32;
+		t->max_body = 1 + ((size_t)data[0] << 8 | data[1]);
+		t->attempts = data[2] % 32;
 		e.opts.backoff_ms = (long)data[3] * 37;
 		e.opts.max_backoff_ms = (long)(data[4] << 8 | data[5]) * 60;
 		now_s += ((long long)data[6] << 8 | data[7]) * 86400;
@@ -75,20 +92,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
 		char *line = malloc(len ? len : 1); /* an exact-size copy: ASan sees any overread */
 		if (line == NULL)
-			return 0;
+			break;
 		memcpy(line, p, len);
-		if (on_header(line, 1, len, &t) != len)
+		if (on_header(line, 1, len, t) != len)
 			fail("on_header did not take the whole line");
 		free(line);
-		check_value(t.request_id, sizeof t.request_id);
-		check_value(t.retry_after, sizeof t.retry_after);
+		check_value(t->request_id, sizeof t->request_id);
+		check_value(t->retry_after, sizeof t->retry_after);
+		check_token(&t->subject_token);
 		p += len;
 	}
-	if (t.retry_after[0])
-		check_retry_after(cb_parse_retry_after(t.retry_after, now_s));
+	if (t->retry_after[0])
+		check_retry_after(cb_parse_retry_after(t->retry_after, now_s));
 
 	/* The retry wait: Retry-After when there is one, else full jitter; never above the cap. */
-	delay = retry_delay_ms(&e, &t);
+	delay = retry_delay_ms(&e, t);
 	if (delay < 0 || delay > (e.opts.max_backoff_ms > 0 ? e.opts.max_backoff_ms : 0))
 		fail("retry delay outside [0, max_backoff]");
 
@@ -97,6 +115,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(value, data, n);
 	value[n] = '\0';
 	check_retry_after(cb_parse_retry_after(value, now_s));
+	/* And as an IAM token's expires_at (read from a token body in core.c), which shares the
+	 * date arithmetic: -1 or a time within years -9999..9999. */
+	{
+		long long when = cb_parse_iso_utc(value);
+		if (when != -1 && (when < -377705116800LL || when > 253402300800LL))
+			fail("expires_at parsed out of range");
+	}
 
 	/* The body callback: chunks of the input until max_body stops it. */
 	for (p = data; p < end;) {
@@ -104,18 +129,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t taken;
 		if (chunk > (size_t)(end - p))
 			chunk = (size_t)(end - p);
-		taken = on_body((char *)p, 1, chunk, &t);
-		if (t.body.len > t.max_body)
+		taken = on_body((char *)p, 1, chunk, t);
+		if (t->body.len > t->max_body)
 			fail("body kept beyond max_body");
 		if (taken != chunk) {
-			if (!t.body_too_large)
+			if (!t->body_too_large)
 				fail("on_body refused a chunk without saying the body is too large");
 			break;
 		}
 		p += chunk;
 	}
-	if (t.body.len > 0 && memcmp(t.body.data, data, t.body.len) != 0)
+	if (t->body.len > 0 && memcmp(t->body.data, data, t->body.len) != 0)
 		fail("on_body kept other bytes than it was given");
-	cb_buffer_free(&t.body);
+	cb_transfer_free(t); /* everything the transfer holds, as the module frees it */
 	return 0;
 }

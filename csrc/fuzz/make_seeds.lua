@@ -84,6 +84,10 @@ local headers = {
   ["request-id-odd.txt"] = "\0\10\0\0\0\0\0\0X-Request-Id:  \"quoted\\\" \t id \255\r\nx-request-id:\r\n",
   ["two-responses.txt"] = "\0\10\0\0\0\0\0\0HTTP/1.1 100 Continue\r\nX-Request-Id: first\r\n\r\n"
     .. "HTTP/1.1 200 OK\r\nX-Request-Id: second\r\nRetry-After: 5\r\n\r\n",
+  -- The whole input is also tried as an expires_at: its first 8 bytes double as the parameters.
+  ["expires-at.txt"] = "2024-01-02T03:04:05.000000Z",
+  ["subject-token.txt"] = "\16\0\0\0\0\0\0\0HTTP/1.1 201 Created\r\n"
+    .. "X-Subject-Token:  MIIEXAYJKoZIhvcNAQcCoIIETTCCBEkCAQEx \r\nx-subject-token: bad token\r\n\r\n",
 }
 for name, data in pairs(headers) do write("fuzz_headers", name, data) end
 

@@ -18,13 +18,29 @@ function M.capture(command)
   return (out:gsub("__status=%d+%s*$", "")), status
 end
 
---- The folder holding codeartsbuild/core.so for this Lua: build/<version>, or
--- CODEARTSBUILD_BUILD_DIR when set (relative to root unless absolute).
-function M.build_dir(root)
+local function preload()
+  local value = os.getenv("CODEARTSBUILD_PRELOAD")
+  return value ~= "" and value or nil
+end
+
+--- The folder of the module under test: build/<version>, or CODEARTSBUILD_BUILD_DIR when set
+-- (relative to root unless absolute).
+local function module_dir(root)
   local dir = os.getenv("CODEARTSBUILD_BUILD_DIR")
   if not dir or dir == "" then dir = "build/" .. M.version end
   if dir:sub(1, 1) == "/" or not root then return dir end
   return root .. "/" .. dir
+end
+
+--- The folder holding a codeartsbuild/core.so that a child Lua (started as it is) can load:
+-- the module under test, except under make check-asan, where that one needs the sanitizer
+-- runtime preloaded (CODEARTSBUILD_PRELOAD); then the plain build/<version>. run.lua_code's
+-- children get the instrumented module and the preload.
+function M.build_dir(root)
+  if preload() then
+    return (root and root .. "/" or "") .. "build/" .. M.version
+  end
+  return module_dir(root)
 end
 
 local function cwd()
@@ -42,13 +58,12 @@ function M.lua_code(code, env)
   local vars = {
     PATH = os.getenv("PATH"),
     LUA_PATH = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/?.lua;;",
-    LUA_CPATH = M.build_dir(root) .. "/?.so;;",
+    LUA_CPATH = module_dir(root) .. "/?.so;;",
   }
-  -- Under make check-memory's sanitizer pass the child loads the same instrumented module, so it
-  -- needs the sanitizer runtime preloaded too (and the same options).
-  local preload = os.getenv("CODEARTSBUILD_PRELOAD")
-  if preload and preload ~= "" then
-    vars.LD_PRELOAD, vars.CODEARTSBUILD_PRELOAD = preload, preload
+  -- Under make check-asan the child loads the same instrumented module, so it needs the
+  -- sanitizer runtime preloaded too (and the same options).
+  if preload() then
+    vars.LD_PRELOAD, vars.CODEARTSBUILD_PRELOAD = preload(), preload()
     for _, name in ipairs({ "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" }) do
       vars[name] = os.getenv(name)
     end
