@@ -5,7 +5,7 @@ local emulator = require "spec.support.emulator"
 local clients = require "spec.support.clients"
 
 local JOB = emulator.job_ids.big
-local TOTAL, WINDOW, WARM_UP = 20000, 32, 2000
+local TOTAL, WINDOW, WARM_UP = 20000, 32, 5000
 
 local function rss_kb()
   local f = assert(io.open("/proc/self/status"))
@@ -61,9 +61,10 @@ describe("#soak one client", function()
     assert.are.equal(TOTAL, done)
     assert.are.equal(0, failed)
     assert.are.equal(TOTAL, requests)
-    -- Flat: what 18,000 more requests leave behind must not grow with them. A leak of even
-    -- 100 bytes a request would show as 1.8 MB here.
-    assert.is_true(heap_end - heap_warm < 256, ("Lua heap grew %.0f KB"):format(heap_end - heap_warm))
+    -- Flat: what 15,000 more requests leave behind must not grow with them. A leak of even
+    -- 40 bytes a request would show as 600 KB here; Lua's own tables (the string table, which
+    -- only grows in steps) may take one step of 256 KB, which is not a leak.
+    assert.is_true(heap_end - heap_warm < 512, ("Lua heap grew %.0f KB"):format(heap_end - heap_warm))
     assert.is_true(rss_end - rss_warm < 2048, ("RSS grew %d KB"):format(rss_end - rss_warm))
     assert.are.equal(fds_before, fds_after)
   end)
