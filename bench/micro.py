@@ -7,9 +7,10 @@ normalising one record, under callgrind.
 BINARY is bench/micro.c built against the module's objects (the Makefile does it). It runs once
 under `valgrind --tool=callgrind`; each operation's N iterations are dumped on their own (see
 micro.c), and this prints Ir (instructions executed) per operation: the dump's total divided by N,
-minus the same for an empty operation. Instruction counts do not depend on the machine's load, so
-a change of a few percent is real; they are not time (cache misses and branch mispredictions are
-not in them). The previous run's figures (build/bench/micro.json) are shown alongside.
+minus the same for an empty operation. Instruction counts do not depend on the machine's load; they
+are not time (cache misses and branch mispredictions are not in them). `sign` is exact run to run;
+`decode` and `normalise_*` move by up to 3 % (Lua seeds its string hashes afresh in every process,
+and the collector's steps fall differently), so a change beyond that is real. The previous run's figures (build/bench/micro.json) are shown alongside.
 --annotate also prints each operation's most expensive functions (self cost, per operation).
 --time also runs the binary natively, pinned to CPU 1, 5 times, and prints the median wall time
 per operation: what the instructions cost on this machine, as noisy as the machine is.

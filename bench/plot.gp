@@ -17,5 +17,12 @@ set format y "%.0f"
 set grid xtics ytics
 set key top left box opaque
 set datafile separator whitespace
+# Colours that stay readable on white, one per client, in the order of the data blocks.
+set linetype 1 linecolor rgb "#6a1b9a" pointtype 1
+set linetype 2 linecolor rgb "#00897b" pointtype 2
+set linetype 3 linecolor rgb "#1565c0" pointtype 7
+set linetype 4 linecolor rgb "#ef6c00" pointtype 5
+set linetype 5 linecolor rgb "#c62828" pointtype 9
+set linetype 6 linecolor rgb "#37474f" pointtype 13
 plot for [i=0:blocks-1] datafile index i using 1:2:3:4 with yerrorlines \
      pointsize 1.2 linewidth 2 title columnheader(1)

@@ -3,7 +3,7 @@
 (bench/PROFILE.md is written from its output).
 
     python3 bench/profile_client.py [--mode fetch|records|seq] [--concurrency 16] [--auth token|aksk]
-                                    [--small 2000] [--large 6000] [--perf-count 10000] [--skip perf strace]
+                                    [--small 2000] [--large 6000] [--perf-count 40000] [--skip perf strace]
 
 Four views, each against the benchmark's nginx and data set (bench/harness.py):
 
@@ -18,9 +18,9 @@ Four views, each against the benchmark's nginx and data set (bench/harness.py):
    Debian's are stripped, and then the Lua core and cjson show up as bare addresses. libcurl's
    internal functions are unnamed either way (no symbols): its exported entry points carry it.
 2. perf (cpu-clock sampling: this VM has no hardware counters, so `perf stat -e instructions`
-   does not work), one uninstrumented run of `--perf-count` records pinned to CPU 1, with DWARF
-   call graphs: the share of the client's CPU time per library (the kernel included), per function
-   (self), and the inclusive share of the client's entry points and of the kernel's paths.
+   does not work), uninstrumented runs of `--perf-count` records pinned to CPU 1: the share of the
+   client's CPU time per library (the kernel included) and per function (self); then, from a run
+   with DWARF call graphs, the inclusive share of the client's entry points and the kernel's paths.
 3. strace -c: system calls per record (strace slows the run down; the counts are what matter).
 4. start-up: perf stat (CPU time, page faults) of fresh processes that stop at each step on the
    way to the first record: the interpreter, loading libcrypto, loading libcurl, cjson, the core,
@@ -161,7 +161,7 @@ def callgrind_profile(server, args):
     for name, what in ENTRY_POINTS:
         matches = [ir for (fn, _obj, _file), ir in inclusive.items() if fn == name]
         if matches:
-            ir = max(matches)
+            ir = max(0.0, max(matches))  # a function that does nothing per record can come out at -30
             print(f"| `{name}` | {ir:,.0f} | {ir / per_record:.1%} | {what} |")
     return per_record
 
@@ -184,28 +184,40 @@ def perf_report(data, *args):
     return [line for line in out.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def perf_profile(server, args):
-    data = PROFILE_DIR / f"perf.{args.mode}{args.concurrency}.{args.auth}.data"
-    h.log(f"profile: perf record, {args.perf_count} records")
-    run = subprocess.run(["taskset", "-c", h.CLIENT_CPU, "perf", "record", "-q", "-e", "cpu-clock", "-F", "2999",
-                          "--call-graph", "dwarf,16384", "-o", str(data), "--", str(lua_binary())] +
-                         driver(server, args.perf_count, args),
+def perf_record(server, args, data, extra):
+    run = subprocess.run(["taskset", "-c", h.CLIENT_CPU, "perf", "record", "-q", "-e", "cpu-clock", "-o", str(data)] +
+                         extra + ["--", str(lua_binary())] + driver(server, args.perf_count, args),
                          capture_output=True, text=True, env=lua_env(), cwd=h.ROOT, timeout=600)
     if run.returncode != 0:
         print(f"\n(perf record failed: {run.stderr.strip()[-500:]})")
+        return None
+    return h.last_json_line(run.stdout, "RESULT ")
+
+
+def perf_profile(server, args):
+    """Two recordings: plain samples at 4999 Hz for the self shares, then DWARF call graphs at
+    999 Hz for the inclusive ones (copying the stack at each sample costs the client kernel time,
+    so that recording overstates the kernel a little)."""
+    data = PROFILE_DIR / f"perf.{args.mode}{args.concurrency}.{args.auth}.data"
+    h.log(f"profile: perf record, {args.perf_count} records, twice")
+    result = perf_record(server, args, data, ["-F", "4999"])
+    if result is None:
         return
-    result = h.last_json_line(run.stdout, "RESULT ")
-    print(f"\n## perf (cpu-clock samples at 2999 Hz, DWARF call graphs), {args.perf_count} records: "
+    print(f"\n## perf (cpu-clock samples at 4999 Hz), {args.perf_count} records: "
           f"{result['records'] / result['wall_s']:,.0f} records/s under perf, "
           f"{result['cpu_s'] * 1e6 / result['records']:.1f} µs of CPU per record in the loop\n")
     print("Time by library (self):\n```")
-    print("\n".join(perf_report(data, "--no-children", "--sort", "dso", "--percent-limit", "0.5", "-g", "none")))
+    print("\n".join(perf_report(data, "--no-children", "--sort", "dso", "--percent-limit", "0.5")))
     print("```\nTop functions (self):\n```")
-    print("\n".join(perf_report(data, "--no-children", "--sort", "dso,sym", "--percent-limit", "0.7", "-g",
-                                 "none")[:args.top]))
-    print("```\n\n| function (inclusive: itself and what it calls) | share of the client's CPU time |\n|---|---:|")
+    print("\n".join(perf_report(data, "--no-children", "--sort", "dso,sym", "--percent-limit", "0.7")[:args.top]))
+    print("```")
+    dwarf = PROFILE_DIR / f"perf-dwarf.{args.mode}{args.concurrency}.{args.auth}.data"
+    if perf_record(server, args, dwarf, ["-F", "999", "--call-graph", "dwarf,8192"]) is None:
+        return
+    print("\n| function (inclusive: itself and what it calls; DWARF call graphs at 999 Hz) "
+          "| share of the client's CPU time |\n|---|---:|")
     shares = {}
-    for line in perf_report(data, "--children", "--sort", "sym", "--percent-limit", "0.3", "-g", "none"):
+    for line in perf_report(dwarf, "--children", "--sort", "sym", "--percent-limit", "0.3", "-g", "none"):
         parts = line.split()
         if len(parts) >= 4 and parts[0].endswith("%"):
             shares.setdefault(parts[3], float(parts[0].rstrip("%")))
@@ -277,7 +289,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--small", type=int, default=2000, help="records of the first callgrind run")
     ap.add_argument("--large", type=int, default=6000, help="records of the second callgrind run")
-    ap.add_argument("--perf-count", type=int, default=10000, help="records of the perf run")
+    ap.add_argument("--perf-count", type=int, default=40000, help="records of each perf run")
     ap.add_argument("--top", type=int, default=30, help="functions to list")
     ap.add_argument("--reuse", action="store_true", help="analyse the callgrind files of an earlier run again")
     ap.add_argument("--skip", nargs="*", default=[], choices=("callgrind", "perf", "strace", "startup"))

@@ -20,7 +20,8 @@ What it does, in order:
 4. measures `require "codeartsbuild"` + the first record_info on the warm server (fresh process
    each time), and the RSS of a records() walk over 100,000 builds;
 5. writes bench/RESULTS.md and bench/results.png (records/s against concurrency, gnuplot), and
-   the raw numbers of every run to build/bench/results.json.
+   the raw numbers of every run to build/bench/results.json (with --report elsewhere: the report,
+   the plot and the raw numbers go there instead).
 
 Figures are medians over the runs. records/s: wrk's own count and duration; for curl, the
 process's wall time (start-up included: a few ms of a run of seconds); for codeartsbuild, the
@@ -286,7 +287,26 @@ def verdict(ok):
     return "**met**" if ok else "**not met**"
 
 
-def targets_table(summary, startup, walk):
+def round_ratios(runs, a, b):
+    """a's rate over b's, round by round, in the rounds where neither run was disturbed or failed:
+    how much the ratio of the medians can be trusted."""
+    out = []
+    for x, y in zip(runs.get(a, []), runs.get(b, [])):
+        if all("error" not in r and not r.get("loaded") for r in (x, y)):
+            out.append(x["rate"] / y["rate"])
+    if not out:
+        return "no undisturbed round", None, None
+    return f"rounds: {min(out):.2f}–{max(out):.2f}", min(out), max(out)
+
+
+def ratio_verdict(ratio, threshold, lo, hi):
+    """met / not met, or undecided when the undisturbed rounds fall on both sides of the threshold."""
+    if lo is not None and lo < threshold <= hi:
+        return f"**{'met' if ratio >= threshold else 'not met'}, undecided**: the rounds fall on both sides"
+    return verdict(ratio >= threshold)
+
+
+def targets_table(summary, startup, walk, runs):
     rows = ["| target (issue 6) | measured | |", "|---|---:|---|"]
 
     def get(name, key):
@@ -294,8 +314,9 @@ def targets_table(summary, startup, walk):
 
     f16, w16, c16 = get("cb-fetch16", "rate"), get("wrk-c16", "rate"), get("curl-par16", "rate")
     if f16 and w16:
+        spread, lo, hi = round_ratios(runs, "cb-fetch16", "wrk-c16")
         rows.append(f"| fetch, concurrency 16 >= 0.4 x wrk -c16 | {f16 / w16:.2f} x ({fmt_int(f16)} vs "
-                    f"{fmt_int(w16)}/s) | {verdict(f16 >= 0.4 * w16)} |")
+                    f"{fmt_int(w16)}/s; {spread}) | {ratio_verdict(f16 / w16, 0.4, lo, hi)} |")
     if f16 and c16:
         rows.append(f"| (for scale) fetch 16 vs curl --parallel-max 16 (issue: about 1.5 x) | {f16 / c16:.2f} x | |")
     cpu16, wrk_cpu16 = get("cb-fetch16", "cpu_us"), get("wrk-c16", "cpu_us")
@@ -306,8 +327,9 @@ def targets_table(summary, startup, walk):
                     f"is 3.6 x its wrk's 7 µs) | {cpu16 / wrk_cpu16:.1f} x | |")
     seq, w1 = get("cb-seq", "rate"), get("wrk-c1", "rate")
     if seq and w1:
-        rows.append(f"| record_info loop >= 0.8 x wrk -c1 | {seq / w1:.2f} x ({fmt_int(seq)} vs {fmt_int(w1)}/s) "
-                    f"| {verdict(seq >= 0.8 * w1)} |")
+        spread, lo, hi = round_ratios(runs, "cb-seq", "wrk-c1")
+        rows.append(f"| record_info loop >= 0.8 x wrk -c1 | {seq / w1:.2f} x ({fmt_int(seq)} vs {fmt_int(w1)}/s; "
+                    f"{spread}) | {ratio_verdict(seq / w1, 0.8, lo, hi)} |")
     if startup:
         rows.append(f"| require + first record_info < 5 ms (warm server) | {startup['total_ms']:.1f} ms "
                     f"| {verdict(startup['total_ms'] < 5)} |")
@@ -340,7 +362,24 @@ def write_plot(ctx, summary, png):
                     str(h.BENCH / "plot.gp")], check=True)
 
 
-def write_report(ctx, summary, startup, walk, path):
+def round_speeds(ctx, summary, runs):
+    """'round 1: 1.00, round 2: 0.98, ...': 1.00 is a typical round, 1.40 one where runs needed 40 %
+    more CPU per record than their scenario's median."""
+    out = []
+    for i in range(ctx.runs):
+        ratios = [runs[sc.name][i]["cpu_us_per_record"] / summary[sc.name]["cpu_us"] for sc in ctx.scenarios
+                  if i < len(runs.get(sc.name, [])) and "error" not in runs[sc.name][i]]
+        if ratios:
+            out.append(f"round {i + 1}: {statistics.median(ratios):.2f}")
+    return ", ".join(out)
+
+
+def display_path(path):
+    path = Path(path).resolve()
+    return str(path.relative_to(h.ROOT)) if h.ROOT in path.parents else str(path)
+
+
+def write_report(ctx, summary, startup, walk, path, runs):
     m = ctx.machine
     v = m["versions"]
     short = [f"{sc.label} ({summary[sc.name]['shortest_s']:.2f} s)" for sc in ctx.scenarios
@@ -355,23 +394,28 @@ def write_report(ctx, summary, startup, walk, path):
 Written by `make bench` (`bench/run.py`) on {ctx.started} UTC, commit `{m['commit']}`{
     " plus uncommitted changes to " + ", ".join(m['csrc_lua_modified']) if m['csrc_lua_modified'] else ""};
 {ctx.runs} runs of each scenario, in rounds. **These are one run's numbers on a shared, loaded machine: read the spread
-columns before comparing two figures.** Raw numbers of every run: `build/bench/results.json`.
+columns before comparing two figures, and treat a target met or missed by less than the spread as
+undecided.** Raw numbers of every run: `{display_path(ctx.raw_path)}`.
 
 ## Machine and load
 
 - {m['cpu']}, {m['cores']} cores ({m['virt']}), {m['memory_gb']} GB; {m['os']}, Linux {m['kernel']}.
 - nginx-light {v['nginx']} (one worker, pinned to CPU 0), wrk {v['wrk']}, {v['curl'].split(' (')[0]},
   {v['lua']}, lua-cjson {v['lua-cjson']}, {v['openssl']}; module built with {v['gcc']}, `-O2 -g`.
-- Load average before: {' '.join(ctx.load_before)}, after: {' '.join(ctx.load_after)}. Other engineers' test
-  suites and fuzzers ran on the same two CPUs meanwhile: during the measured runs, processes other
-  than ours used a median {statistics.median(others1):.0%} of CPU 1 (the client's) and
-  {statistics.median(others0):.0%} of CPU 0 (nginx's); per scenario in the table. Each client competes
-  for its CPU with that load, so rates are lower and noisier than on an idle machine; the median
-  spread (max - min) / median of a scenario's runs was {statistics.median(spreads):.0%}.
-- To keep that load out of the figures, the harness waited before each run (up to {ctx.quiet_wait:.0f} s) for both
-  CPUs to be at most {ctx.quiet:.0%} busy with other work, and ran again any run during which other
-  processes used more than {ctx.max_others:.0%} of CPU 0 or CPU 1: {sum(ctx.rejected.values())} runs were thrown away and
-  run again, {loaded} runs were kept although disturbed (no retry left), {ctx.waited:.0f} s were spent waiting.
+- Load average before: {' '.join(ctx.load_before)}, after: {' '.join(ctx.load_after)}. {
+    "Other processes ran on the same two CPUs during this run" if sum(ctx.rejected.values()) + loaded else
+    "No run was disturbed by other processes enough to be run again"}. The harness waited before each run
+  (up to {ctx.quiet_wait:.0f} s) for both CPUs to be at most {ctx.quiet:.0%} busy with other work, and ran again any run
+  during which other processes used more than {ctx.max_others:.0%} of CPU 0 or CPU 1: {sum(ctx.rejected.values())} runs were
+  thrown away and run again, {loaded} were kept although disturbed (no retry left), {ctx.waited:.0f} s went in
+  waiting. In the runs kept, other processes used a median {statistics.median(others1):.0%} of CPU 1 (the client's)
+  and {statistics.median(others0):.0%} of CPU 0 (nginx's); per scenario in the table.
+- Still, the median spread (max - min) / median of a scenario's runs is {statistics.median(spreads):.0%}: {
+    "the disturbed runs kept, and " if loaded else ""}rounds in which no other process used our CPUs but every
+  client needed more CPU per record than in the other rounds (the VM's host is shared as well).
+  How fast each round ran, as the median over all scenarios of a run's CPU per record over its
+  scenario's median: {round_speeds(ctx, summary, runs)}. Compare within a round
+  (`{display_path(ctx.raw_path)}`) when in doubt.
 {"- Runs shorter than 0.5 s (raise `--count`): " + ", ".join(short) if short else
  "- Every run lasted at least 0.5 s."}
 
@@ -407,7 +451,7 @@ columns before comparing two figures.** Raw numbers of every run: `build/bench/r
 
 ## Targets
 
-{targets_table(summary, startup, walk)}
+{targets_table(summary, startup, walk, runs)}
 
 """
     if startup:
@@ -428,7 +472,8 @@ answers any build number with a valid record of that number (one document, its `
 in by nginx: {walk['builds']:,} files would not fit this machine's descriptor limit with the cache
 above). RSS read from `/proc/self/status` before the walk (after `require`, `cb.new` and a full GC)
 and at the end, {len(walk['runs'])} runs: growth **{walk['growth_kb'] / 1024:.1f} MB** (median; the largest sample during the
-walk {walk['peak_growth_kb'] / 1024:.1f} MB above the start), {fmt_int(walk['rate'])} records/s.
+walk {walk['peak_growth_kb'] / 1024:.1f} MB above the start), {fmt_int(walk['rate'])} records/s (not comparable with the table:
+every record is the same document, so its strings already exist and nginx reads no file).
 RSS at the start, end and peak of each run (KB): {"; ".join(f"{r['rss_start_kb']} / {r['rss_end_kb']} / {r['rss_peak_kb']}"
                                                     for r in walk['runs'])}.
 
@@ -436,8 +481,9 @@ RSS at the start, end and peak of each run (KB): {"; ".join(f"{r['rss_start_kb']
     text += """## Reproduce
 
 ```sh
-make bench                      # deps (nginx-light, wrk, gnuplot-nox, time), build, this report
-python3 bench/run.py --runs 3 --only wrk-c16 cb-fetch16     # a subset, quicker
+make bench                      # installs what it needs (Debian), builds, measures, writes this report
+python3 bench/run.py --runs 3 --only wrk-c16 cb-fetch16     # a subset, quicker (--list: the names)
+python3 bench/run.py --from-json build/bench/results.json   # the report again, measuring nothing
 python3 bench/harness.py serve  # the same nginx and data set, to try a client by hand
 ```
 
@@ -480,6 +526,8 @@ def main():
     ap.add_argument("--retries", type=int, default=4, help="times a disturbed run is run again, at most")
     ap.add_argument("--quiet-budget", type=float, default=900,
                     help="seconds of waiting for quiet in all, at most; after that, runs are kept as they come")
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="measure nothing: write the report and plot again from a results.json")
     args = ap.parse_args()
     if args.count < 2000:
         ap.error("--count: at least 2000 records per run")
@@ -491,6 +539,33 @@ def main():
         for sc in all_scenarios:
             print(f"{sc.name:18} {sc.label}")
         return
+    report = Path(args.report).resolve()
+    report.parent.mkdir(parents=True, exist_ok=True)
+    # The raw results of the report in bench/ go to build/bench/results.json; those of any other
+    # report (a subset, a try) next to it, so that they never overwrite the others.
+    raw_path = h.OUT / "results.json" if report == h.BENCH / "RESULTS.md" else report.with_suffix(".json")
+    if args.from_json:
+        raw = json.loads(Path(args.from_json).read_text())
+    else:
+        raw = measure(args, all_scenarios)
+        raw_path.write_text(json.dumps(raw, indent=1, default=str))
+    ctx = context_from_raw(raw, all_scenarios, args)
+    ctx.raw_path = Path(args.from_json) if args.from_json else raw_path
+    summary = {name: summarise(runs) for name, runs in raw["runs"].items()}
+    startup, walk = raw["startup"], raw["walk"]
+    png = report.parent / "results.png"
+    write_plot(ctx, summary, png)
+    write_report(ctx, summary, startup, walk, report, raw["runs"])
+    print(f"bench: wrote {report}, {png}" + ("" if args.from_json else f" and {raw_path}"))
+    print(targets_table(summary, startup, walk, raw["runs"]))
+    failed = [name for name, s in summary.items() if s["good"] < s["runs"]]
+    if failed:
+        print("bench: runs failed in " + ", ".join(failed), file=sys.stderr)
+        sys.exit(1)
+
+
+def measure(args, all_scenarios):
+    """Runs everything; returns the raw results (build/bench/results.json)."""
     check_tools()
     ctx = Context()
     ctx.scenarios = [sc for sc in all_scenarios if not args.only or sc.name in args.only]
@@ -498,9 +573,8 @@ def main():
         sys.exit("bench: no scenario matches --only (see --list)")
     ctx.runs, ctx.count, ctx.builds, ctx.wrk_seconds, ctx.timeout = (args.runs, args.count, args.builds,
                                                                       args.wrk_seconds, args.timeout)
-    ctx.quiet, ctx.quiet_wait, ctx.max_others = args.quiet, args.quiet_wait, args.max_others
-    ctx.started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-    ctx.machine = h.machine_info()
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    machine = h.machine_info()
     h.OUT.mkdir(parents=True, exist_ok=True)
     ctx.www = h.OUT / "www"
     h.generate_data(ctx.www, ctx.builds)
@@ -510,7 +584,7 @@ def main():
         paths = h.paths_for(ctx.count, ctx.builds)
         ctx.paths_file = work / "paths.txt"
         ctx.paths_file.write_text("\n".join(paths) + "\n")
-        ctx.load_before = h.loadavg()
+        load_before = h.loadavg()
         with h.Nginx(ctx.www) as server:
             ctx.server = server
             ctx.curl_config = work / "curl.cfg"
@@ -531,32 +605,41 @@ def main():
                            f"{entry['rate']:9,.0f} records/s  {entry['cpu_us_per_record']:6.1f} µs/record  "
                            f"others on CPU 0/1: {entry['others_cpu0']:.0%}/{entry['others_cpu1']:.0%}" +
                            ("  (loaded: kept, no retry left)" if entry.get("loaded") else "")))
-            summary = {name: summarise(runs) for name, runs in results.items()}
             startup = walk = None
             if not args.only:
                 h.log("bench: start-up")
                 startup = measure_startup(ctx, args.startup_runs, args)
                 h.log(f"bench: walking {args.walk_builds:,} builds, {args.walk_runs} times")
                 walk = measure_walk(ctx, args.walk_builds, args.walk_runs, args)
-        ctx.load_after = h.loadavg()
+        load_after = h.loadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return {
+        "machine": machine, "started": started, "count": ctx.count, "builds": ctx.builds,
+        "settings": {"runs": ctx.runs, "wrk_seconds": ctx.wrk_seconds, "quiet": args.quiet,
+                     "quiet_wait": args.quiet_wait, "max_others": args.max_others},
+        "scenarios": [sc.name for sc in ctx.scenarios], "rejected_runs": ctx.rejected, "waited_s": ctx.waited,
+        "runs": results, "summary": {name: summarise(runs) for name, runs in results.items()},
+        "startup": startup, "walk": walk, "load_before": load_before, "load_after": load_after,
+    }
 
-    raw = {"machine": ctx.machine, "started": ctx.started, "count": ctx.count, "builds": ctx.builds,
-           "rejected_runs": ctx.rejected, "waited_s": ctx.waited,
-           "runs": results, "summary": summary, "startup": startup, "walk": walk,
-           "load_before": ctx.load_before, "load_after": ctx.load_after}
-    (h.OUT / "results.json").write_text(json.dumps(raw, indent=1, default=str))
-    report = Path(args.report)
-    png = report.parent / "results.png"
-    write_plot(ctx, summary, png)
-    write_report(ctx, summary, startup, walk, report)
-    print(f"bench: wrote {report}, {png} and {h.OUT / 'results.json'}")
-    print(targets_table(summary, startup, walk))
-    failed = [name for name, s in summary.items() if s["good"] < s["runs"]]
-    if failed:
-        print("bench: runs failed in " + ", ".join(failed), file=sys.stderr)
-        sys.exit(1)
+
+def context_from_raw(raw, all_scenarios, args):
+    """What the report needs, from the raw results (settings missing from older files: the options')."""
+    ctx = Context()
+    names = raw.get("scenarios") or list(raw["summary"])
+    ctx.scenarios = [sc for sc in all_scenarios if sc.name in names]
+    settings = raw.get("settings", {})
+    ctx.runs = settings.get("runs", args.runs)
+    ctx.wrk_seconds = settings.get("wrk_seconds", args.wrk_seconds)
+    ctx.quiet = settings.get("quiet", args.quiet)
+    ctx.quiet_wait = settings.get("quiet_wait", args.quiet_wait)
+    ctx.max_others = settings.get("max_others", args.max_others)
+    ctx.count, ctx.builds, ctx.started, ctx.machine = raw["count"], raw["builds"], raw["started"], raw["machine"]
+    ctx.load_before, ctx.load_after = raw["load_before"], raw["load_after"]
+    ctx.rejected, ctx.waited = raw["rejected_runs"], raw["waited_s"]
+    ctx.www = h.OUT / "www"
+    return ctx
 
 
 if __name__ == "__main__":
