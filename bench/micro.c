@@ -18,8 +18,11 @@
  *                     core.c sets it up) of one 1.25 KB v3 document, through lua_pcall
  *   normalise_camel   cb_record_push() of the decoded `result` of a camelCase document
  *   normalise_snake   the same for a snake_case document
- *   decode_normalise  decode + `result` + cb_record_push, camelCase: the per-record work of
+ *   decode_normalise  decode + `result` + cb_record_push, camelCase: the general path of
  *                     core.c's push_outcome() minus the envelope checks
+ *   read_camel        cb_record_read() of the camelCase document: the direct path push_outcome()
+ *                     takes for a successful record-info body (envelope checks included)
+ *   read_snake        the same for the snake_case document
  * Records and decoded tables become garbage at once: the Lua GC's share is in each figure. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +43,8 @@ typedef struct {
 	lua_State *L;
 	int decode, names, keys, mt; /* stack slots */
 	int camel_result, snake_result;
-	const char *camel_doc;
-	size_t camel_len;
+	const char *camel_doc, *snake_doc;
+	size_t camel_len, snake_len;
 	cb_sign_input in;
 	cb_kv headers[3];
 	char date[CB_SDK_DATE_LEN + 1];
@@ -131,6 +134,23 @@ static void __attribute__((noinline)) op_decode_normalise(bench *b)
 	lua_pop(b->L, 2);
 }
 
+static void read_record(bench *b, const char *doc, size_t len)
+{
+	if (cb_record_read(b->L, doc, len, b->keys, b->mt) != 1)
+		die("cb_record_read did not read the document");
+	lua_pop(b->L, 1);
+}
+
+static void __attribute__((noinline)) op_read_camel(bench *b)
+{
+	read_record(b, b->camel_doc, b->camel_len);
+}
+
+static void __attribute__((noinline)) op_read_snake(bench *b)
+{
+	read_record(b, b->snake_doc, b->snake_len);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(bench *);
@@ -141,6 +161,8 @@ static const struct {
 	{"normalise_camel", op_normalise_camel},
 	{"normalise_snake", op_normalise_snake},
 	{"decode_normalise", op_decode_normalise},
+	{"read_camel", op_read_camel},
+	{"read_snake", op_read_snake},
 };
 
 /* ---- set-up ---- */
@@ -148,8 +170,6 @@ static const struct {
 static void setup_lua(bench *b, const char *camel_file, const char *snake_file)
 {
 	lua_State *L = luaL_newstate();
-	size_t snake_len;
-	char *snake_doc;
 
 	if (L == NULL)
 		die("no Lua state");
@@ -169,11 +189,10 @@ static void setup_lua(bench *b, const char *camel_file, const char *snake_file)
 	decode(b, b->camel_doc, b->camel_len);
 	lua_getfield(L, -1, "result");
 	b->camel_result = lua_gettop(L);
-	snake_doc = read_file(snake_file, &snake_len);
-	decode(b, snake_doc, snake_len);
+	b->snake_doc = read_file(snake_file, &b->snake_len);
+	decode(b, b->snake_doc, b->snake_len);
 	lua_getfield(L, -1, "result");
 	b->snake_result = lua_gettop(L);
-	free(snake_doc);
 	if (!lua_istable(L, b->camel_result) || !lua_istable(L, b->snake_result))
 		die("a document has no result object");
 }

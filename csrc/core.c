@@ -609,6 +609,20 @@ static int decode_body(lua_State *L, const cb_buffer *body)
 	return 0;
 }
 
+/* The hot path: a successful record-info body read straight into a record (cb_record_read). */
+static int read_record(lua_State *L, const cb_buffer *body)
+{
+	int found;
+
+	lua_rawgeti(L, STATE, S_RECORD_KEYS);
+	lua_rawgeti(L, STATE, S_RECORD_MT);
+	found = cb_record_read(L, body->data, body->len, lua_gettop(L) - 1, lua_gettop(L));
+	if (found)
+		lua_replace(L, -3);
+	lua_pop(L, 2 - found);
+	return found;
+}
+
 static void set_http_failure(lua_State *L, failure *f, const cb_transfer *t)
 {
 	int decoded = t->body.len > 0 && decode_body(L, &t->body) == 0;
@@ -649,6 +663,8 @@ static int push_outcome(lua_State *L, const cb_transfer *t)
 		return push_failure(L, &f);
 	}
 	f.status = t->status;
+	if (ctx->kind == REQUEST_RECORD && t->body.len > 0 && read_record(L, &t->body))
+		return 1;
 	if (t->body.len == 0 || decode_body(L, &t->body) != 0) {
 		failure_set(&f, "decode", "cannot decode the response: %s",
 			    t->body.len == 0 ? "empty body" : lua_tostring(L, -1));

@@ -18,6 +18,14 @@ void cb_record_push_tables(lua_State *L);
  * field, pushes nothing and returns -1 with a message. */
 int cb_record_push(lua_State *L, int idx, int names_idx, int keys_idx, int mt_idx, char *msg, size_t msglen);
 
+/* Reads a record-info body straight into a record and pushes it (returns 1) when the body is a
+ * well-formed envelope reporting success with a flat `result` object: the common case, without
+ * building the decoded tables first. Returns 0 and pushes nothing for anything else; the general
+ * path (decoder, cb_envelope_failed, cb_record_push) then handles it and reports any error. The
+ * record is the one the general path would make. The camel keys and the metatable are at
+ * keys_idx and mt_idx (cb_record_push_tables). */
+int cb_record_read(lua_State *L, const char *body, size_t len, int keys_idx, int mt_idx);
+
 /* Tidies a decoded JSON table at idx, recursively: JSON nulls (the decoder's light userdata
  * NULL) are removed, and on Lua 5.3+ integral numbers become integers. */
 void cb_tidy_json(lua_State *L, int idx);

@@ -1,6 +1,7 @@
 /* libFuzzer harness: response bodies through lua-cjson and csrc/record.c, the code that reads
  * what a (possibly hostile) server sends: cb_error_fields, cb_envelope_failed, cb_record_push
- * (then tostring and the snake_case aliases of the record it made) and cb_tidy_json.
+ * (then tostring and the snake_case aliases of the record it made) and cb_tidy_json; and
+ * cb_record_read, the direct reader, which must agree with that general path.
  *
  * The body is decoded as the module decodes it: a private `cjson.safe` instance with
  * decode_max_depth 64 and decode_invalid_numbers off (see push_decoder in core.c). A body the
@@ -107,19 +108,81 @@ static void check_no_null(lua_State *S, int t, int depth)
 	}
 }
 
+/* The same key, value type and value in both tables, both ways (records hold only scalars). */
+static int same_record(lua_State *S, int a, int b)
+{
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		int from = pass ? b : a, to = pass ? a : b;
+		lua_pushnil(S);
+		while (lua_next(S, from) != 0) {
+			int same;
+			lua_pushvalue(S, -2);
+			lua_rawget(S, to);
+			same = lua_type(S, -1) == lua_type(S, -2) && lua_rawequal(S, -1, -2);
+#if LUA_VERSION_NUM >= 503
+			same = same && lua_isinteger(S, -1) == lua_isinteger(S, -2);
+#endif
+			lua_pop(S, 2);
+			if (!same) {
+				lua_pop(S, 1);
+				return 0;
+			}
+		}
+	}
+	if (!lua_getmetatable(S, a))
+		return 0;
+	if (!lua_getmetatable(S, b)) {
+		lua_pop(S, 1);
+		return 0;
+	}
+	pass = lua_rawequal(S, -1, -2);
+	lua_pop(S, 2);
+	return pass;
+}
+
+/* cb_record_read, the direct reader, must make exactly the record the general path makes
+ * from the same body, and only when the general path makes one. direct: its record or 0. */
+static void check_direct(lua_State *S, int direct, int body, int names, int keys, int mt)
+{
+	char code[CODE_LEN], message[MESSAGE_LEN];
+	int top = lua_gettop(S);
+
+	if (!direct)
+		return;
+	if (lua_type(S, body) != LUA_TTABLE || cb_envelope_failed(S, body, code, sizeof code, message, sizeof message))
+		fail("the direct reader made a record of a body the general path refuses");
+	lua_getfield(S, body, "result");
+	if (lua_type(S, -1) != LUA_TTABLE ||
+	    cb_record_push(S, lua_gettop(S), names, keys, mt, message, sizeof message) != 0)
+		fail("the direct reader made a record where the general path fails");
+	if (!same_record(S, direct, lua_gettop(S)))
+		fail("the direct reader's record differs from the general path's");
+	lua_settop(S, top);
+}
+
 /* Upvalues: decode, names, keys, metatable. Argument: the body. Runs under lua_pcall. */
 static int run_one(lua_State *S)
 {
 	char code[CODE_LEN], message[MESSAGE_LEN];
-	int body, names, keys, mt, i;
+	int body, names, keys, mt, i, direct;
 
 	for (i = 1; i <= 4; i++)
 		lua_pushvalue(S, lua_upvalueindex(i));
 	names = 3, keys = 4, mt = 5; /* 1: body, 2: decode */
+	{
+		size_t len;
+		const char *text = lua_tolstring(S, 1, &len);
+		direct = cb_record_read(S, text, len, keys, mt) ? lua_gettop(S) : 0;
+		if (direct)
+			check_record(S, direct, keys);
+	}
 	lua_pushvalue(S, 2);
 	lua_pushvalue(S, 1);
 	lua_call(S, 1, 1); /* cjson.safe: nil, message on a bad body, never raises */
 	body = lua_gettop(S);
+	check_direct(S, direct, body, names, keys, mt);
 	if (lua_type(S, body) != LUA_TTABLE)
 		return 0;
 
