@@ -439,8 +439,10 @@ local function new_walk(client, job_id, builds, options)
     client = client, box = mailbox_of(client), job_id = job_id, builds = builds,
     options = options, capacity = options.concurrency,
     next_index = 1,           -- the next build (in walk order) to submit
-    slots = {},               -- a ring of `capacity` slots: { build_no =, id = } or { build_no =, result = }
-    head = 1, tail = 0,       -- sequence numbers of the oldest and newest slot in the window
+    -- The window, a ring of `capacity` positions in three arrays (no table per build): the build
+    -- number, the request id (false when the core refused the build) and that refusal.
+    build_nos = {}, ids = {}, refusals = {},
+    head = 1, tail = 0,       -- sequence numbers of the oldest and newest build in the window
     done = 0, yielded = 0, finished = false,
   }
 end
@@ -450,29 +452,26 @@ local function ring_index(walk, seq)
 end
 
 --- Submits builds until the window is full or the sequence ends. A build the core refuses
--- (an invalid number from a list) becomes a slot that already holds its failure.
+-- (an invalid number from a list) takes its place in the window with its failure.
 local function fill(walk)
   while walk.tail - walk.head + 1 < walk.capacity and walk.next_index <= walk.builds.count do
     local build_no = walk.builds.at(walk.next_index)
     walk.next_index = walk.next_index + 1
-    local slot = { build_no = build_no }
     local id, message, err = submit_owned(walk.client, walk.box, walk.job_id, build_no)
-    if id then
-      slot.id = id
-    else
-      slot.result = { message = message, err = err }
-    end
     walk.tail = walk.tail + 1
-    walk.slots[ring_index(walk, walk.tail)] = slot
+    local i = ring_index(walk, walk.tail)
+    walk.build_nos[i], walk.ids[i] = build_no, id or false
+    if not id then walk.refusals[i] = { message = message, err = err } end
   end
 end
 
+--- Takes the oldest build out of the window: its number, and its request id or its refusal.
 local function pop_oldest(walk)
   local i = ring_index(walk, walk.head)
-  local slot = walk.slots[i]
-  walk.slots[i] = nil
+  local build_no, id, refusal = walk.build_nos[i], walk.ids[i], walk.refusals[i]
+  walk.ids[i], walk.refusals[i] = false, nil
   walk.head = walk.head + 1
-  return slot
+  return build_no, id, refusal
 end
 
 --- Cancels what is still in flight and drops what arrived early. Safe to call more than once.
@@ -480,14 +479,14 @@ local function release(walk)
   if walk.finished then return end
   walk.finished = true
   for seq = walk.head, walk.tail do
-    local slot = walk.slots[ring_index(walk, seq)]
-    if slot and slot.id then forget(walk.client, walk.box, slot.id) end
+    local id = walk.ids[ring_index(walk, seq)]
+    if id then forget(walk.client, walk.box, id) end
   end
-  walk.slots, walk.head, walk.tail = {}, 1, 0
+  walk.build_nos, walk.ids, walk.refusals, walk.head, walk.tail = {}, {}, {}, 1, 0
 end
 
 --- What one settled build gives the caller: build_no, record / build_no, nil, err / nothing (skip).
-local function outcome(walk, slot, result)
+local function outcome(walk, build_no, result)
   local options = walk.options
   if result.record then
     if options.where and not options.where(result.record) then return nil end
@@ -495,24 +494,25 @@ local function outcome(walk, slot, result)
     if options.limit and walk.yielded >= options.limit then
       release(walk) -- cancel the rest now, not when the loop asks again
     end
-    return slot.build_no, result.record
+    return build_no, result.record
   end
   if options.skip_missing and result.err.kind == "not_found" then return nil end
-  return slot.build_no, nil, result.err
+  return build_no, nil, result.err
 end
 
 --- The next build_no, record, err of the walk, or nothing when it is over.
 local function step(walk)
+  local options = walk.options
   while not walk.finished do
-    if walk.options.limit and walk.yielded >= walk.options.limit then break end
+    if options.limit and walk.yielded >= options.limit then break end
     fill(walk)
     if walk.head > walk.tail then break end
-    local slot = pop_oldest(walk)
-    local result = slot.result or await(walk.client, walk.box, slot.id)
+    local build_no, id, refusal = pop_oldest(walk)
+    local result = refusal or await(walk.client, walk.box, id)
     walk.done = walk.done + 1
-    if walk.options.on_progress then walk.options.on_progress(walk.done, walk.builds.count) end
-    local build_no, record, err = outcome(walk, slot, result)
-    if build_no ~= nil then return build_no, record, err end
+    if options.on_progress then options.on_progress(walk.done, walk.builds.count) end
+    local n, record, err = outcome(walk, build_no, result)
+    if n ~= nil then return n, record, err end
   end
   release(walk)
   return nil
