@@ -7,8 +7,19 @@
 --     local rec = assert(cb.record_info("cb5fa20de5fd4cf8be681d4bd6fdd2f6", 61))
 --     print(rec)  --> #61 SUCCESS master c2be53c MANUAL 52.3s 2022-09-09 06:31
 local core = require "codeartsbuild.core"
-local batch = require "codeartsbuild.batch" -- installs client:latest/records/fetch/history
-local query = require "codeartsbuild.query"
+
+-- codeartsbuild.batch (which installs client:latest/records/fetch/history) and
+-- codeartsbuild.query are loaded on first use: a script that only asks for one record does not
+-- pay for parsing them (about 1.5 ms of start-up).
+local methods = core.client_methods
+for _, name in ipairs{ "latest", "records", "fetch", "history" } do
+  if methods[name] == nil then
+    methods[name] = function(...)
+      require "codeartsbuild.batch" -- replaces this function with the real method
+      return methods[name](...)
+    end
+  end
+end
 
 local M = {
   _VERSION = core.version,
@@ -51,17 +62,35 @@ end
 
 --- `cb.latest(job_id)`, `cb.records(job_id, opts)`, `cb.fetch(job_id, builds, opts)` and
 -- `cb.history(job_id, opts)`: the client methods of the same names, on `cb.default_client()`.
-M.latest = on_default_client(batch.methods.latest)
-M.records = on_default_client(batch.methods.records)
-M.fetch = on_default_client(batch.methods.fetch)
-M.history = on_default_client(batch.methods.history)
+M.latest = on_default_client(function(...) return methods.latest(...) end)
+M.records = on_default_client(function(...) return methods.records(...) end)
+M.fetch = on_default_client(function(...) return methods.fetch(...) end)
+M.history = on_default_client(function(...) return methods.history(...) end)
 
 --- Working with lists of records (see codeartsbuild.query): `cb.where(spec)` builds a predicate,
 -- `cb.filter(records_or_iterator, spec_or_predicate)` a list, `cb.summary(records)` counts and
--- durations (in seconds), `cb.time(iso)` epoch seconds.
-M.where = query.where
-M.filter = query.filter
-M.summary = query.summary
-M.time = query.time
+-- durations (in seconds), `cb.time(iso)` epoch seconds. They are codeartsbuild.query's own
+-- functions, loaded on first use.
+-- @function where
+
+--- `cb.filter(records_or_iterator, spec_or_predicate)`: codeartsbuild.query.filter.
+-- @function filter
+
+--- `cb.summary(records_or_iterator)`: codeartsbuild.query.summary.
+-- @function summary
+
+--- `cb.time(iso)`: codeartsbuild.query.time.
+-- @function time
+
+local FROM_QUERY = { where = true, filter = true, summary = true, time = true }
+setmetatable(M, {
+  __index = function(_, name)
+    if FROM_QUERY[name] then
+      local fn = require("codeartsbuild.query")[name]
+      rawset(M, name, fn)
+      return fn
+    end
+  end,
+})
 
 return M
