@@ -4,26 +4,16 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
-int cb_buffer_reserve(cb_buffer *b, size_t extra)
+/* Grows to cap bytes. Not realloc: a buffer may hold a secret (a canonical request holds
+ * X-Security-Token), and realloc would leave the old block in freed memory as it was. */
+static int grow(cb_buffer *b, size_t cap)
 {
-	size_t need, cap;
-	char *p;
+	char *p = malloc(cap);
 
-	if (b->failed)
+	if (p == NULL) {
+		b->failed = 1;
 		return -1;
-	if (extra > (size_t)-1 - b->len - 1)
-		goto fail;
-	need = b->len + extra + 1;
-	if (need <= b->cap)
-		return 0;
-	cap = b->cap ? b->cap : 256;
-	while (cap < need)
-		cap = cap > (size_t)-1 / 2 ? need : cap * 2;
-	/* Not realloc: a buffer may hold a secret (a canonical request holds X-Security-Token), and
-	 * realloc would leave the old block in freed memory as it was. */
-	p = malloc(cap);
-	if (p == NULL)
-		goto fail;
+	}
 	if (b->data) {
 		memcpy(p, b->data, b->len + 1);
 		OPENSSL_cleanse(b->data, b->cap);
@@ -32,9 +22,38 @@ int cb_buffer_reserve(cb_buffer *b, size_t extra)
 	b->data = p;
 	b->cap = cap;
 	return 0;
-fail:
-	b->failed = 1;
-	return -1;
+}
+
+int cb_buffer_reserve(cb_buffer *b, size_t extra)
+{
+	size_t need, cap;
+
+	if (b->failed)
+		return -1;
+	if (extra > (size_t)-1 - b->len - 1) {
+		b->failed = 1;
+		return -1;
+	}
+	need = b->len + extra + 1;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap = cap > (size_t)-1 / 2 ? need : cap * 2;
+	return grow(b, cap);
+}
+
+int cb_buffer_reserve_exact(cb_buffer *b, size_t extra)
+{
+	if (b->failed)
+		return -1;
+	if (extra > (size_t)-1 - b->len - 1) {
+		b->failed = 1;
+		return -1;
+	}
+	if (b->len + extra + 1 <= b->cap)
+		return 0;
+	return grow(b, b->len + extra + 1);
 }
 
 int cb_buffer_append(cb_buffer *b, const char *data, size_t n)
@@ -84,15 +103,19 @@ void cb_buffer_wipe(cb_buffer *b)
 int cb_buffer_append_hex(cb_buffer *b, const unsigned char *bytes, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";
+	char *p;
 	size_t i;
 
 	if (cb_buffer_reserve(b, 2 * n) != 0)
 		return -1;
+	/* Through a local pointer: stores via b->data would make the compiler reload b each time. */
+	p = b->data + b->len;
 	for (i = 0; i < n; i++) {
-		b->data[b->len++] = digits[bytes[i] >> 4];
-		b->data[b->len++] = digits[bytes[i] & 15];
+		*p++ = digits[bytes[i] >> 4];
+		*p++ = digits[bytes[i] & 15];
 	}
-	b->data[b->len] = '\0';
+	*p = '\0';
+	b->len += 2 * n;
 	return 0;
 }
 
