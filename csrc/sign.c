@@ -66,13 +66,14 @@ void cb_sdk_date(time_t t, char *out)
 static const char empty_body_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /* By byte: 1 unreserved in a URI (A-Za-z0-9-_.~), 2 allowed in a header name (RFC 7230 tchar),
- * 4 refused in a header value (NUL, LF, CR). Bytes from 128 up are none of these. */
+ * 4 refused in a header value (NUL, LF, CR), 8 '/'. Bytes from 128 up are none of these. */
 #define CH_UNRESERVED 1
 #define CH_TCHAR 2
 #define CH_BAD_VALUE 4
+#define CH_SLASH 8
 static const unsigned char char_class[256] = {
 	4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 2, 0, 2, 2, 2, 2, 2, 0, 0, 2, 2, 0, 3, 3, 0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0,
+	0, 2, 0, 2, 2, 2, 2, 2, 0, 0, 2, 2, 0, 3, 3, 8, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0,
 	0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 2, 3,
 	2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 2, 0, 3, 0,
 };
@@ -144,13 +145,13 @@ static int path_is_canonical(const char *path, size_t len)
 
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)path[i];
-		if (c == '/' || (char_class[c] & CH_UNRESERVED))
+		if (char_class[c] & (CH_UNRESERVED | CH_SLASH))
 			continue;
 		if (c == '%' && i + 2 < len) {
 			int hi = upper_hex_value(path[i + 1]), lo = upper_hex_value(path[i + 2]);
 			if (hi >= 0 && lo >= 0) {
 				c = (unsigned char)(hi * 16 + lo);
-				if (c != '/' && !(char_class[c] & CH_UNRESERVED)) {
+				if (!(char_class[c] & (CH_UNRESERVED | CH_SLASH))) {
 					i += 2;
 					continue;
 				}
