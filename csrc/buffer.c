@@ -4,26 +4,16 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
-int cb_buffer_reserve(cb_buffer *b, size_t extra)
+/* Grows to cap bytes. Not realloc: a buffer may hold a secret (a canonical request holds
+ * X-Security-Token), and realloc would leave the old block in freed memory as it was. */
+static int grow(cb_buffer *b, size_t cap)
 {
-	size_t need, cap;
-	char *p;
+	char *p = malloc(cap);
 
-	if (b->failed)
+	if (p == NULL) {
+		b->failed = 1;
 		return -1;
-	if (extra > (size_t)-1 - b->len - 1)
-		goto fail;
-	need = b->len + extra + 1;
-	if (need <= b->cap)
-		return 0;
-	cap = b->cap ? b->cap : 256;
-	while (cap < need)
-		cap = cap > (size_t)-1 / 2 ? need : cap * 2;
-	/* Not realloc: a buffer may hold a secret (a canonical request holds X-Security-Token), and
-	 * realloc would leave the old block in freed memory as it was. */
-	p = malloc(cap);
-	if (p == NULL)
-		goto fail;
+	}
 	if (b->data) {
 		memcpy(p, b->data, b->len + 1);
 		OPENSSL_cleanse(b->data, b->cap);
@@ -32,9 +22,38 @@ int cb_buffer_reserve(cb_buffer *b, size_t extra)
 	b->data = p;
 	b->cap = cap;
 	return 0;
-fail:
-	b->failed = 1;
-	return -1;
+}
+
+int cb_buffer_reserve(cb_buffer *b, size_t extra)
+{
+	size_t need, cap;
+
+	if (b->failed)
+		return -1;
+	if (extra > (size_t)-1 - b->len - 1) {
+		b->failed = 1;
+		return -1;
+	}
+	need = b->len + extra + 1;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap = cap > (size_t)-1 / 2 ? need : cap * 2;
+	return grow(b, cap);
+}
+
+int cb_buffer_reserve_exact(cb_buffer *b, size_t extra)
+{
+	if (b->failed)
+		return -1;
+	if (extra > (size_t)-1 - b->len - 1) {
+		b->failed = 1;
+		return -1;
+	}
+	if (b->len + extra + 1 <= b->cap)
+		return 0;
+	return grow(b, b->len + extra + 1);
 }
 
 int cb_buffer_append(cb_buffer *b, const char *data, size_t n)
@@ -81,18 +100,37 @@ void cb_buffer_wipe(cb_buffer *b)
 	cb_buffer_free(b);
 }
 
+/* Each byte's two digits: one load per byte instead of two shifts and two lookups. */
+static const char hex_pairs[] =
+	"000102030405060708090a0b0c0d0e0f"
+	"101112131415161718191a1b1c1d1e1f"
+	"202122232425262728292a2b2c2d2e2f"
+	"303132333435363738393a3b3c3d3e3f"
+	"404142434445464748494a4b4c4d4e4f"
+	"505152535455565758595a5b5c5d5e5f"
+	"606162636465666768696a6b6c6d6e6f"
+	"707172737475767778797a7b7c7d7e7f"
+	"808182838485868788898a8b8c8d8e8f"
+	"909192939495969798999a9b9c9d9e9f"
+	"a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+	"b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+	"d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+	"e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+	"f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 int cb_buffer_append_hex(cb_buffer *b, const unsigned char *bytes, size_t n)
 {
-	static const char digits[] = "0123456789abcdef";
+	char *p;
 	size_t i;
 
 	if (cb_buffer_reserve(b, 2 * n) != 0)
 		return -1;
-	for (i = 0; i < n; i++) {
-		b->data[b->len++] = digits[bytes[i] >> 4];
-		b->data[b->len++] = digits[bytes[i] & 15];
-	}
-	b->data[b->len] = '\0';
+	p = b->data + b->len;
+	for (i = 0; i < n; i++)
+		memcpy(p + 2 * i, hex_pairs + 2 * bytes[i], 2);
+	p[2 * n] = '\0';
+	b->len += 2 * n;
 	return 0;
 }
 

@@ -14,6 +14,9 @@ typedef struct {
 #define CB_BUFFER_INIT {NULL, 0, 0, 0}
 
 int cb_buffer_reserve(cb_buffer *b, size_t extra);
+/* Room for exactly extra more bytes (and the NUL): for a size known in advance, so that a wipe
+ * cleanses no slack. */
+int cb_buffer_reserve_exact(cb_buffer *b, size_t extra);
 int cb_buffer_append(cb_buffer *b, const char *data, size_t n);
 int cb_buffer_append_str(cb_buffer *b, const char *s);
 int cb_buffer_append_char(cb_buffer *b, char c);

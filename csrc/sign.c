@@ -52,6 +52,52 @@ void cb_hmac_key_free(cb_hmac_key *key)
 	free(key);
 }
 
+void cb_sdk_date(time_t t, char *out)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, CB_SDK_DATE_LEN + 1, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+#define SHA256_HEX_LEN 64
+
+/* Every GET signs an empty body: its hash is a constant. */
+static const char empty_body_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/* By byte: 1 unreserved in a URI (A-Za-z0-9-_.~), 2 allowed in a header name (RFC 7230 tchar),
+ * 4 refused in a header value (NUL, LF, CR), 8 '/'. Bytes from 128 up are none of these. */
+#define CH_UNRESERVED 1
+#define CH_TCHAR 2
+#define CH_BAD_VALUE 4
+#define CH_SLASH 8
+static const unsigned char char_class[256] = {
+	4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 2, 0, 2, 2, 2, 2, 2, 0, 0, 2, 2, 0, 3, 3, 8, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0,
+	0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 2, 3,
+	2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 2, 0, 3, 0,
+};
+
+/* Appends into room reserved up front; cb_buffer_append grows the buffer if an estimate was short. */
+static int put(cb_buffer *b, const char *s, size_t n)
+{
+	if (n >= b->cap - b->len) /* also when nothing is allocated yet (cap == len == 0) */
+		return cb_buffer_append(b, s, n);
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+static int put_char(cb_buffer *b, char c)
+{
+	if (b->cap - b->len < 2)
+		return cb_buffer_append_char(b, c);
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
 static int hmac_hex(cb_hmac_key *key, const char *msg, size_t len, cb_buffer *out)
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
@@ -75,14 +121,6 @@ static int sha256_hex(cb_hmac_key *key, const char *data, size_t len, cb_buffer 
 	return cb_buffer_append_hex(out, md, md_len);
 }
 
-void cb_sdk_date(time_t t, char *out)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, CB_SDK_DATE_LEN + 1, "%Y%m%dT%H%M%SZ", &tm);
-}
-
 static int hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -94,13 +132,52 @@ static int hex_value(char c)
 	return -1;
 }
 
-/* Like the SDKs: the path is percent-decoded first, then every segment is encoded again. */
-int cb_canonical_uri(cb_buffer *b, const char *path, size_t len, int trailing_slash)
+static int upper_hex_value(char c)
+{
+	return c >= 'a' && c <= 'f' ? -1 : hex_value(c);
+}
+
+/* Whether decoding then encoding path gives path back: every byte is unreserved or '/', or a
+ * %XX in upper case of a byte that is neither (as cb_canonical_uri writes it). */
+static int path_is_canonical(const char *path, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)path[i];
+		if (char_class[c] & (CH_UNRESERVED | CH_SLASH))
+			continue;
+		if (c == '%' && i + 2 < len) {
+			int hi = upper_hex_value(path[i + 1]), lo = upper_hex_value(path[i + 2]);
+			if (hi >= 0 && lo >= 0) {
+				c = (unsigned char)(hi * 16 + lo);
+				if (!(char_class[c] & (CH_UNRESERVED | CH_SLASH))) {
+					i += 2;
+					continue;
+				}
+			}
+		}
+		return 0;
+	}
+	return 1;
+}
+
+static int canonical_uri(cb_buffer *b, const char *path, size_t len, int trailing_slash, int canonical)
 {
 	cb_buffer decoded = CB_BUFFER_INIT;
 	size_t i, start;
 	int rc = 0;
 
+	if (canonical) {
+		if (len == 0)
+			rc |= put_char(b, '/');
+		else
+			rc |= put(b, path, len);
+		if (rc == 0 && trailing_slash && b->data[b->len - 1] != '/')
+			rc |= put_char(b, '/');
+		return rc ? -1 : 0;
+	}
+	rc |= cb_buffer_reserve(&decoded, len);
 	for (i = 0; i < len; i++) {
 		int hi, lo;
 		if (path[i] == '%' && i + 2 < len && (hi = hex_value(path[i + 1])) >= 0 &&
@@ -125,6 +202,13 @@ int cb_canonical_uri(cb_buffer *b, const char *path, size_t len, int trailing_sl
 		rc |= cb_buffer_append_char(b, '/');
 	cb_buffer_free(&decoded);
 	return rc ? -1 : 0;
+}
+
+/* Like the SDKs: the path is percent-decoded first, then every segment is encoded again. A path
+ * already in that form (the client's own) is copied as it is. */
+int cb_canonical_uri(cb_buffer *b, const char *path, size_t len, int trailing_slash)
+{
+	return canonical_uri(b, path, len, trailing_slash, path_is_canonical(path, len));
 }
 
 static int compare_bytes(const char *a, size_t alen, const char *b, size_t blen)
@@ -169,17 +253,13 @@ int cb_canonical_query(cb_buffer *b, const cb_kv *query, size_t count)
 
 int cb_header_name_ok(const char *name, size_t len)
 {
-	static const char extra[] = "!#$%&'*+-.^_`|~";
 	size_t i;
 
 	if (len == 0)
 		return 0;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      (c != '\0' && strchr(extra, c) != NULL)))
+	for (i = 0; i < len; i++)
+		if (!(char_class[(unsigned char)name[i]] & CH_TCHAR))
 			return 0;
-	}
 	return 1;
 }
 
@@ -188,7 +268,7 @@ int cb_header_value_ok(const char *value, size_t len)
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+		if (char_class[(unsigned char)value[i]] & CH_BAD_VALUE)
 			return 0;
 	return 1;
 }
@@ -200,9 +280,8 @@ typedef struct {
 	size_t value_len;
 } signed_header;
 
-static int compare_signed_header(const void *pa, const void *pb)
+static int compare_signed_header(const signed_header *a, const signed_header *b)
 {
-	const signed_header *a = pa, *b = pb;
 	return compare_bytes(a->name, a->name_len, b->name, b->name_len);
 }
 
@@ -250,11 +329,13 @@ static int add_signed_header(signed_header *list, size_t *count, const char *nam
 	return 0;
 }
 
-static int collect_signed_headers(const cb_sign_input *in, signed_header *list, size_t *count,
-				  cb_sign_output *out, const char **error)
+/* Fills list, and sorted with pointers into it in byte order of the names (unique: any sort gives
+ * the same order; insertion sort, as there are a handful). */
+static int collect_signed_headers(const cb_sign_input *in, signed_header *list, const signed_header **sorted,
+				  size_t *count, cb_sign_output *out, const char **error)
 {
 	const signed_header *date = NULL;
-	size_t i;
+	size_t i, j;
 
 	*count = 0;
 	for (i = 0; i < in->header_count; i++) {
@@ -286,65 +367,105 @@ static int collect_signed_headers(const cb_sign_input *in, signed_header *list, 
 	}
 	memcpy(out->sdk_date, date->value, date->value_len);
 	out->sdk_date[date->value_len] = '\0';
-	qsort(list, *count, sizeof *list, compare_signed_header);
+	for (i = 0; i < *count; i++) {
+		const signed_header *h = &list[i];
+		for (j = i; j > 0 && compare_signed_header(sorted[j - 1], h) > 0; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = h;
+	}
 	return 0;
 }
 
-static int build_canonical_request(const cb_sign_input *in, const signed_header *headers, size_t count,
+/* Each part is reserved once, at its final size, before it is written: growing would copy and
+ * cleanse, and an exact size leaves no slack for the wipe to cleanse. The canonical URI and query
+ * are estimated from above when they must be re-encoded. */
+static int build_canonical_request(const cb_sign_input *in, const signed_header *const *headers, size_t count,
 				   cb_sign_output *out)
 {
-	cb_buffer *cr = &out->canonical_request;
-	size_t i;
+	cb_buffer *cr = &out->canonical_request, *sh = &out->signed_headers;
+	size_t method_len = strlen(in->method), query_len = 0, headers_len = 0, sh_len = count - 1, uri_len, i;
+	int canonical = path_is_canonical(in->path, in->path_len);
 	int rc = 0;
 
-	rc |= cb_buffer_append_str(cr, in->method);
-	rc |= cb_buffer_append_char(cr, '\n');
-	rc |= cb_canonical_uri(cr, in->path, in->path_len, 1);
-	rc |= cb_buffer_append_char(cr, '\n');
+	for (i = 0; i < count; i++) {
+		headers_len += headers[i]->name_len + headers[i]->value_len + 2;
+		sh_len += headers[i]->name_len;
+	}
+	uri_len = canonical ? (in->path_len ? in->path_len : 1) + 1 : 3 * in->path_len + 2;
 	if (in->canonical_query)
-		rc |= cb_buffer_append_str(cr, in->canonical_query);
+		query_len = strlen(in->canonical_query);
+	else
+		for (i = 0; i < in->query_count; i++)
+			query_len += 3 * (in->query[i].name_len + in->query[i].value_len) + 2;
+	/* An estimate that wrapped around is only short: every append still checks its room. */
+	rc |= cb_buffer_reserve_exact(sh, sh_len);
+	rc |= cb_buffer_reserve_exact(cr, method_len + uri_len + query_len + headers_len + sh_len + SHA256_HEX_LEN + 5);
+	if (rc != 0)
+		return -1;
+
+	rc |= put(cr, in->method, method_len);
+	rc |= put_char(cr, '\n');
+	rc |= canonical_uri(cr, in->path, in->path_len, 1, canonical);
+	rc |= put_char(cr, '\n');
+	if (in->canonical_query)
+		rc |= put(cr, in->canonical_query, query_len);
 	else
 		rc |= cb_canonical_query(cr, in->query, in->query_count);
-	rc |= cb_buffer_append_char(cr, '\n');
+	rc |= put_char(cr, '\n');
 	for (i = 0; i < count; i++) {
-		rc |= cb_buffer_append(cr, headers[i].name, headers[i].name_len);
-		rc |= cb_buffer_append_char(cr, ':');
-		rc |= cb_buffer_append(cr, headers[i].value, headers[i].value_len);
-		rc |= cb_buffer_append_char(cr, '\n');
+		rc |= put(cr, headers[i]->name, headers[i]->name_len);
+		rc |= put_char(cr, ':');
+		rc |= put(cr, headers[i]->value, headers[i]->value_len);
+		rc |= put_char(cr, '\n');
 		if (i > 0)
-			rc |= cb_buffer_append_char(&out->signed_headers, ';');
-		rc |= cb_buffer_append(&out->signed_headers, headers[i].name, headers[i].name_len);
+			rc |= put_char(sh, ';');
+		rc |= put(sh, headers[i]->name, headers[i]->name_len);
 	}
-	rc |= cb_buffer_append_char(cr, '\n');
-	rc |= cb_buffer_append(cr, out->signed_headers.data, out->signed_headers.len);
-	rc |= cb_buffer_append_char(cr, '\n');
-	rc |= sha256_hex(in->key, in->body ? in->body : "", in->body_len, cr);
+	rc |= put_char(cr, '\n');
+	rc |= put(cr, sh->data, sh->len);
+	rc |= put_char(cr, '\n');
+	if (in->body_len == 0)
+		rc |= put(cr, empty_body_sha256, SHA256_HEX_LEN);
+	else
+		rc |= sha256_hex(in->key, in->body, in->body_len, cr);
 	return rc ? -1 : 0;
 }
 
 int cb_sign(const cb_sign_input *in, cb_sign_output *out, const char **error)
 {
 	signed_header headers[MAX_SIGNED_HEADERS];
-	size_t count;
-	cb_buffer *sts = &out->string_to_sign, *auth = &out->authorization;
+	const signed_header *sorted[MAX_SIGNED_HEADERS];
+	size_t count, date_len, ak_len;
+	cb_buffer *sts = &out->string_to_sign, *auth = &out->authorization, *sh = &out->signed_headers;
 	int rc = 0;
 
 	*error = "out of memory";
-	if (collect_signed_headers(in, headers, &count, out, error) != 0)
+	if (collect_signed_headers(in, headers, sorted, &count, out, error) != 0)
 		return -1;
-	if (build_canonical_request(in, headers, count, out) != 0)
+	if (build_canonical_request(in, sorted, count, out) != 0)
 		return -1;
 
-	rc |= cb_buffer_append_str(sts, CB_SIGN_ALGORITHM "\n");
-	rc |= cb_buffer_append_str(sts, out->sdk_date);
-	rc |= cb_buffer_append_char(sts, '\n');
+	date_len = strlen(out->sdk_date);
+	rc |= cb_buffer_reserve_exact(sts, sizeof CB_SIGN_ALGORITHM "\n" - 1 + date_len + 1 + SHA256_HEX_LEN);
+	rc |= put(sts, CB_SIGN_ALGORITHM "\n", sizeof CB_SIGN_ALGORITHM "\n" - 1);
+	rc |= put(sts, out->sdk_date, date_len);
+	rc |= put_char(sts, '\n');
 	rc |= sha256_hex(in->key, out->canonical_request.data, out->canonical_request.len, sts);
 
-	rc |= cb_buffer_append_str(auth, CB_SIGN_ALGORITHM " Access=");
-	rc |= cb_buffer_append_str(auth, in->ak);
-	rc |= cb_buffer_append_str(auth, ", SignedHeaders=");
-	rc |= cb_buffer_append(auth, out->signed_headers.data, out->signed_headers.len);
-	rc |= cb_buffer_append_str(auth, ", Signature=");
+	ak_len = strlen(in->ak);
+#define AUTH_ACCESS CB_SIGN_ALGORITHM " Access="
+#define AUTH_HEADERS ", SignedHeaders="
+#define AUTH_SIGNATURE ", Signature="
+	rc |= cb_buffer_reserve_exact(auth, sizeof AUTH_ACCESS - 1 + ak_len + sizeof AUTH_HEADERS - 1 + sh->len +
+						    sizeof AUTH_SIGNATURE - 1 + SHA256_HEX_LEN);
+	rc |= put(auth, AUTH_ACCESS, sizeof AUTH_ACCESS - 1);
+	rc |= put(auth, in->ak, ak_len);
+	rc |= put(auth, AUTH_HEADERS, sizeof AUTH_HEADERS - 1);
+	rc |= put(auth, sh->data, sh->len);
+	rc |= put(auth, AUTH_SIGNATURE, sizeof AUTH_SIGNATURE - 1);
+#undef AUTH_ACCESS
+#undef AUTH_HEADERS
+#undef AUTH_SIGNATURE
 	if (rc == 0 && hmac_hex(in->key, sts->data, sts->len, auth) != 0) {
 		*error = "HMAC-SHA256 failed";
 		return -1;
