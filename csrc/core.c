@@ -425,7 +425,10 @@ static struct curl_slist *request_headers(void *client, const cb_transfer *t)
 	cb_buffer line = CB_BUFFER_INIT;
 	int rc = 0;
 
-	rc |= append_header(&headers, &line, "Host", host);
+	/* libcurl writes Host itself; an explicit one only where it is signed, so that the signed
+	 * value is the one on the wire (libcurl's leaves out a default port). */
+	if (ctx->kind != REQUEST_IAM_TOKEN && !c->cfg.token && c->cfg.ak)
+		rc |= append_header(&headers, &line, "Host", host);
 	rc |= append_header(&headers, &line, "Accept", "application/json");
 	if (ctx->kind == REQUEST_IAM_TOKEN)
 		rc |= append_header(&headers, &line, "Content-Type", "application/json;charset=utf8");
@@ -1422,8 +1425,8 @@ static int start_engine(cb_client *c, char *msg, size_t msglen)
 	cb_transport_options t;
 
 	if (c->cfg.user_agent == NULL) {
-		snprintf(agent, sizeof agent, "codeartsbuild-lua/%s libcurl/%s", CB_VERSION,
-			 curl_version_info(CURLVERSION_NOW)->version);
+		/* No libcurl version: libcurl formats each header byte at a cost, on every request. */
+		snprintf(agent, sizeof agent, "codeartsbuild-lua/%s", CB_VERSION);
 		c->cfg.user_agent = malloc(strlen(agent) + 1);
 		if (c->cfg.user_agent)
 			memcpy(c->cfg.user_agent, agent, strlen(agent) + 1);
