@@ -118,24 +118,6 @@ void cb_transfer_free(cb_transfer *t)
 		free_transfer_memory(t);
 }
 
-static CURL *take_easy_handle(cb_engine *e)
-{
-	if (e->idle_count > 0) {
-		CURL *easy = e->idle[--e->idle_count];
-		curl_easy_reset(easy); /* options go; its caches stay */
-		return easy;
-	}
-	return curl_easy_init();
-}
-
-static void return_easy_handle(cb_engine *e, CURL *easy)
-{
-	if (e->idle_count < IDLE_HANDLES_KEPT)
-		e->idle[e->idle_count++] = easy;
-	else
-		curl_easy_cleanup(easy);
-}
-
 /* ---- engine ---- */
 
 cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t errlen)
@@ -285,23 +267,22 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
 
 /* ---- starting attempts ---- */
 
-static CURLcode configure(cb_engine *e, cb_transfer *t)
-{
-	const cb_transport_options *o = &e->opts;
-	CURL *c = t->easy;
-	CURLcode rc = CURLE_OK;
-
 #define SET(option, value) \
 	if (rc == CURLE_OK)  \
 	rc = curl_easy_setopt(c, option, value)
-	SET(CURLOPT_URL, t->url);
-	SET(CURLOPT_HTTPHEADER, t->headers);
-	SET(CURLOPT_PRIVATE, (void *)t);
+
+/* A new easy handle with the options every attempt of this engine shares. Kept handles keep
+ * them: curl_easy_reset and setting them again cost more than the transfer's own options. */
+static CURL *new_easy_handle(cb_engine *e)
+{
+	const cb_transport_options *o = &e->opts;
+	CURL *c = curl_easy_init();
+	CURLcode rc = CURLE_OK;
+
+	if (c == NULL)
+		return NULL;
 	SET(CURLOPT_WRITEFUNCTION, on_body);
-	SET(CURLOPT_WRITEDATA, (void *)t);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
-	SET(CURLOPT_HEADERDATA, (void *)t);
-	SET(CURLOPT_ERRORBUFFER, t->error);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_TIMEOUT_MS, o->timeout_ms);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
@@ -315,18 +296,68 @@ static CURLcode configure(cb_engine *e, cb_transfer *t)
 		SET(CURLOPT_CAINFO, o->ca_file);
 	if (o->user_agent)
 		SET(CURLOPT_USERAGENT, o->user_agent);
-	if (t->request_body.data) {
-		SET(CURLOPT_POSTFIELDSIZE, (long)t->request_body.len);
-		SET(CURLOPT_POSTFIELDS, t->request_body.data);
-	}
 #if LIBCURL_VERSION_NUM >= 0x075500
 	SET(CURLOPT_PROTOCOLS_STR, o->allow_http ? "https,http" : "https");
 #else
 	SET(CURLOPT_PROTOCOLS, o->allow_http ? (long)(CURLPROTO_HTTPS | CURLPROTO_HTTP) : (long)CURLPROTO_HTTPS);
 #endif
-#undef SET
+	if (rc != CURLE_OK) {
+		curl_easy_cleanup(c);
+		return NULL;
+	}
+	return c;
+}
+
+static CURL *take_easy_handle(cb_engine *e)
+{
+	if (e->idle_count > 0)
+		return e->idle[--e->idle_count];
+	return new_easy_handle(e);
+}
+
+/* Takes t's handle back. A kept handle is left as new_easy_handle made it: nothing of t's (its
+ * memory goes with it), and a GET again if t was a POST. */
+static void return_easy_handle(cb_engine *e, cb_transfer *t)
+{
+	CURL *c = t->easy;
+	CURLcode rc = CURLE_OK;
+
+	t->easy = NULL;
+	SET(CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+	SET(CURLOPT_ERRORBUFFER, (char *)NULL);
+	SET(CURLOPT_PRIVATE, (void *)NULL);
+	if (t->posted) {
+		t->posted = 0;
+		SET(CURLOPT_POSTFIELDS, (char *)NULL); /* this one makes it a POST again... */
+		SET(CURLOPT_POSTFIELDSIZE, -1L);
+		SET(CURLOPT_HTTPGET, 1L); /* ...and this a GET */
+	}
+	if (rc == CURLE_OK && e->idle_count < IDLE_HANDLES_KEPT)
+		e->idle[e->idle_count++] = c;
+	else
+		curl_easy_cleanup(c);
+}
+
+/* The options of one attempt, on a handle from take_easy_handle. */
+static CURLcode configure(cb_transfer *t)
+{
+	CURL *c = t->easy;
+	CURLcode rc = CURLE_OK;
+
+	SET(CURLOPT_URL, t->url);
+	SET(CURLOPT_HTTPHEADER, t->headers);
+	SET(CURLOPT_PRIVATE, (void *)t);
+	SET(CURLOPT_WRITEDATA, (void *)t);
+	SET(CURLOPT_HEADERDATA, (void *)t);
+	SET(CURLOPT_ERRORBUFFER, t->error);
+	if (t->request_body.data) {
+		t->posted = 1;
+		SET(CURLOPT_POSTFIELDSIZE, (long)t->request_body.len);
+		SET(CURLOPT_POSTFIELDS, t->request_body.data);
+	}
 	return rc;
 }
+#undef SET
 
 static void reset_outcome(cb_transfer *t)
 {
@@ -364,10 +395,11 @@ static void start_attempt(cb_engine *e, cb_transfer *t)
 		fail_to_start(e, t, "cannot create a libcurl handle");
 		return;
 	}
-	rc = configure(e, t);
+	rc = configure(t);
 	if (rc != CURLE_OK || curl_multi_add_handle(e->multi, t->easy) != CURLM_OK) {
 		curl_easy_cleanup(t->easy);
 		t->easy = NULL;
+		t->posted = 0;
 		wipe_headers(&t->headers);
 		fail_to_start(e, t, rc != CURLE_OK ? curl_easy_strerror(rc) : "libcurl refused the transfer");
 		return;
@@ -561,8 +593,7 @@ static void finish_attempt(cb_engine *e, cb_transfer *t, CURLcode result)
 	t->result = result;
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
 	curl_multi_remove_handle(e->multi, t->easy);
-	return_easy_handle(e, t->easy);
-	t->easy = NULL;
+	return_easy_handle(e, t);
 	wipe_headers(&t->headers);
 	list_remove(&e->in_flight, t);
 	if (t->attempts <= e->opts.retries && cb_transfer_retryable(t)) {
@@ -652,8 +683,7 @@ int cb_engine_cancel(cb_engine *e, long long id)
 	} else if ((t = list_find(&e->in_flight, id)) != NULL) {
 		list_remove(&e->in_flight, t);
 		curl_multi_remove_handle(e->multi, t->easy);
-		return_easy_handle(e, t->easy);
-		t->easy = NULL;
+		return_easy_handle(e, t);
 	} else if ((t = list_find(&e->done, id)) != NULL) {
 		list_remove(&e->done, t);
 	} else {
