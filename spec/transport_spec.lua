@@ -49,6 +49,24 @@ describe("requests on the wire", function()
     c:close()
   end)
 
+  it("sends a record's path as formatted, and that path is the one signed", function()
+    local c = clients.aksk(emu, { api = "v1" })
+    assert.are.equal(7, assert(c:record_info(JOB, 7)).buildNo) -- a bad signature would be a 401
+    local last = emu:stats().last
+    assert.are.equal("/v1/record/" .. JOB .. "/7/record-info", last.path)
+    assert.are.equal("", last.query)
+    c:close()
+  end)
+
+  it("refuses a job id with a byte outside ASCII, whatever the locale, before sending", function()
+    local c = clients.token(emu)
+    local rec, _, err = c:record_info(JOB:sub(1, 31) .. "\233", 1) -- a letter in Latin-1
+    assert.is_nil(rec)
+    assert.are.equal("invalid", err.kind)
+    assert.are.equal(0, emu:stats().requests)
+    c:close()
+  end)
+
   it("keeps a user_agent that was given", function()
     local c = clients.token(emu, { user_agent = "transport-spec/1" })
     assert(c:record_info(JOB, 1))
