@@ -21,6 +21,7 @@ struct cb_engine {
 	CURLM *multi;
 	CURLSH *share; /* TLS sessions and DNS answers outlive the easy handles */
 	CURL *idle[IDLE_HANDLES_KEPT]; /* easy handles kept for the next attempts */
+	char *proxy[2], *noproxy; /* from the environment, "" for none: [0] http://, [1] https:// */
 	size_t idle_count;
 	long long next_id;
 	long long next_start_ms; /* the rate cap: no attempt starts before this */
@@ -120,6 +121,47 @@ void cb_transfer_free(cb_transfer *t)
 
 /* ---- engine ---- */
 
+/* libcurl reads these for every transfer (5 getenv a record); read once, by its rules (lib/url.c,
+ * detect_proxy): the scheme's own variable, upper case too except HTTP_PROXY, then all_proxy or
+ * ALL_PROXY; no_proxy or NO_PROXY; an empty variable is as good as none. */
+static const char *env_value(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+static char *env_proxy(int https)
+{
+	const char *v = env_value(https ? "https_proxy" : "http_proxy");
+
+	if (v == NULL && https)
+		v = env_value("HTTPS_PROXY");
+	if (v == NULL)
+		v = env_value("all_proxy");
+	if (v == NULL)
+		v = env_value("ALL_PROXY");
+	return copy_string(v ? v : "");
+}
+
+static char *env_noproxy(void)
+{
+	const char *v = env_value("no_proxy");
+
+	if (v == NULL)
+		v = env_value("NO_PROXY");
+	return copy_string(v ? v : "");
+}
+
+/* A proxy URL may hold a password. */
+static void free_wiped(char *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
 cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t errlen)
 {
 	cb_engine *e = calloc(1, sizeof *e);
@@ -135,10 +177,13 @@ cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t err
 	if (e->opts.max_in_flight < 1)
 		e->opts.max_in_flight = 1;
 	e->jitter_state = (unsigned long long)now_ms() * 6364136223846793005ULL ^ (unsigned long long)(size_t)e;
+	e->proxy[0] = env_proxy(0);
+	e->proxy[1] = env_proxy(1);
+	e->noproxy = env_noproxy();
 	e->multi = curl_multi_init();
 	e->share = curl_share_init();
 	if (e->multi == NULL || e->share == NULL || !e->opts.base_url || (opts->ca_file && !e->opts.ca_file) ||
-	    (opts->user_agent && !e->opts.user_agent)) {
+	    (opts->user_agent && !e->opts.user_agent) || !e->proxy[0] || !e->proxy[1] || !e->noproxy) {
 		snprintf(err, errlen, "cannot create the HTTP engine (out of memory)");
 		cb_engine_free(e);
 		return NULL;
@@ -180,6 +225,9 @@ void cb_engine_free(cb_engine *e)
 	free((char *)e->opts.base_url);
 	free((char *)e->opts.ca_file);
 	free((char *)e->opts.user_agent);
+	free_wiped(e->proxy[0]);
+	free_wiped(e->proxy[1]);
+	free_wiped(e->noproxy);
 	free(e);
 }
 
@@ -271,6 +319,20 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
 	if (rc == CURLE_OK)  \
 	rc = curl_easy_setopt(c, option, value)
 
+/* The proxy options, where libcurl has them (it reads no variable without proxy support either). */
+static CURLcode set_proxy_option(CURL *c, CURLoption option, const char *value)
+{
+	CURLcode rc = curl_easy_setopt(c, option, value);
+
+	return rc == CURLE_UNKNOWN_OPTION || rc == CURLE_NOT_BUILT_IN ? CURLE_OK : rc;
+}
+
+/* Whether the proxy depends on the URL's scheme (the endpoint and IAM may differ). */
+static int proxy_per_scheme(const cb_engine *e)
+{
+	return strcmp(e->proxy[0], e->proxy[1]) != 0;
+}
+
 /* A new easy handle with the options every attempt of this engine shares. Kept handles keep
  * them: curl_easy_reset and setting them again cost more than the transfer's own options. */
 static CURL *new_easy_handle(cb_engine *e)
@@ -301,6 +363,11 @@ static CURL *new_easy_handle(cb_engine *e)
 #else
 	SET(CURLOPT_PROTOCOLS, o->allow_http ? (long)(CURLPROTO_HTTPS | CURLPROTO_HTTP) : (long)CURLPROTO_HTTPS);
 #endif
+	/* Set, even to "", these stop libcurl's look-ups; the values are the ones it would find. */
+	if (rc == CURLE_OK)
+		rc = set_proxy_option(c, CURLOPT_NOPROXY, e->noproxy);
+	if (rc == CURLE_OK && !proxy_per_scheme(e))
+		rc = set_proxy_option(c, CURLOPT_PROXY, e->proxy[0]);
 	if (rc != CURLE_OK) {
 		curl_easy_cleanup(c);
 		return NULL;
@@ -339,7 +406,7 @@ static void return_easy_handle(cb_engine *e, cb_transfer *t)
 }
 
 /* The options of one attempt, on a handle from take_easy_handle. */
-static CURLcode configure(cb_transfer *t)
+static CURLcode configure(cb_engine *e, cb_transfer *t)
 {
 	CURL *c = t->easy;
 	CURLcode rc = CURLE_OK;
@@ -350,6 +417,8 @@ static CURLcode configure(cb_transfer *t)
 	SET(CURLOPT_WRITEDATA, (void *)t);
 	SET(CURLOPT_HEADERDATA, (void *)t);
 	SET(CURLOPT_ERRORBUFFER, t->error);
+	if (rc == CURLE_OK && proxy_per_scheme(e))
+		rc = set_proxy_option(c, CURLOPT_PROXY, e->proxy[strncmp(t->url, "https://", 8) == 0]);
 	if (t->request_body.data) {
 		t->posted = 1;
 		SET(CURLOPT_POSTFIELDSIZE, (long)t->request_body.len);
@@ -395,7 +464,7 @@ static void start_attempt(cb_engine *e, cb_transfer *t)
 		fail_to_start(e, t, "cannot create a libcurl handle");
 		return;
 	}
-	rc = configure(t);
+	rc = configure(e, t);
 	if (rc != CURLE_OK || curl_multi_add_handle(e->multi, t->easy) != CURLM_OK) {
 		curl_easy_cleanup(t->easy);
 		t->easy = NULL;

@@ -101,3 +101,65 @@ describe("requests on the wire", function()
     c:close()
   end)
 end)
+
+-- libcurl's proxy variables, read once per client now: the same precedence as libcurl's own
+-- look-up. The emulator plays the proxy: a proxied request arrives with the absolute URL.
+describe("proxy variables", function()
+  local run = require "spec.support.run"
+  local emu
+
+  setup(function() emu = emulator.start{} end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  -- Fetches one record from scheme://proxied.invalid:9 in a child with only `env`; returns the
+  -- child's output (the error message) and the emulator's counters.
+  local function through(scheme, env)
+    local code = ([[
+      local cb = require "codeartsbuild"
+      local c = assert(cb.new{ endpoint = %q, allow_http = true, token = %q, retries = 0, timeout = 10,
+        connect_timeout = 5, api = "v3" })
+      local rec, message = c:record_info(%q, 1)
+      io.write(rec and "record" or message)
+    ]]):format(scheme .. "://proxied.invalid:9", emu.token, JOB)
+    emu:reset()
+    local out = run.lua_code(code, env)
+    return out, emu:stats()
+  end
+
+  local function assert_proxied(out, stats)
+    assert.are.equal(1, stats.requests, out)
+    assert.are.equal("http://proxied.invalid:9/v3/jobs/" .. JOB .. "/1/record-info", stats.last.path)
+    assert.are.equal("proxied.invalid:9", stats.last.headers.Host)
+  end
+
+  local function assert_direct(out, stats)
+    assert.are.equal(0, stats.requests, out)
+    assert.truthy(out:find("resolve", 1, true), out) -- libcurl went for the host itself
+  end
+
+  it("takes http_proxy, but not HTTP_PROXY, for http://", function()
+    assert_proxied(through("http", { http_proxy = emu.url }))
+    assert_direct(through("http", { HTTP_PROXY = emu.url }))
+  end)
+
+  it("falls back to all_proxy, then ALL_PROXY, and treats an empty variable as unset", function()
+    assert_proxied(through("http", { http_proxy = "", all_proxy = emu.url }))
+    assert_proxied(through("http", { all_proxy = "", ALL_PROXY = emu.url }))
+  end)
+
+  it("leaves out the hosts of no_proxy, or of NO_PROXY when no_proxy is empty", function()
+    assert_direct(through("http", { http_proxy = emu.url, no_proxy = "proxied.invalid" }))
+    assert_direct(through("http", { http_proxy = emu.url, no_proxy = "", NO_PROXY = "proxied.invalid" }))
+    assert_proxied(through("http", { http_proxy = emu.url, no_proxy = "elsewhere.invalid" }))
+  end)
+
+  it("takes https_proxy or HTTPS_PROXY for https://, not http_proxy", function()
+    for _, name in ipairs({ "https_proxy", "HTTPS_PROXY" }) do
+      local out = through("https", { [name] = emu.url, http_proxy = "http://127.0.0.1:9" })
+      -- The emulator refuses the CONNECT: that it was asked at all is what counts.
+      assert.truthy(out:find("CONNECT", 1, true), name .. ": " .. out)
+    end
+    assert_direct(through("https", { http_proxy = emu.url }))
+  end)
+end)
