@@ -189,7 +189,8 @@ static int check_job_id(lua_State *L, int arg, request_ctx *ctx, failure *f)
 	if (lua_type(L, arg) != LUA_TSTRING)
 		return luaL_typeerror(L, arg, "string");
 	s = lua_tolstring(L, arg, &len);
-	for (i = 0; i < len && isalnum((unsigned char)s[i]); i++)
+	/* ASCII only, whatever the host's locale: the id goes into the URL unencoded (record_path). */
+	for (i = 0; i < len && ((s[i] >= '0' && s[i] <= '9') || ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z')); i++)
 		;
 	if (len != 32 || i != len) {
 		failure_set(f, "invalid", "invalid job_id: expected 32 letters or digits, got %s",
@@ -425,7 +426,10 @@ static struct curl_slist *request_headers(void *client, const cb_transfer *t)
 	cb_buffer line = CB_BUFFER_INIT;
 	int rc = 0;
 
-	rc |= append_header(&headers, &line, "Host", host);
+	/* libcurl writes Host itself; an explicit one only where it is signed, so that the signed
+	 * value is the one on the wire (libcurl's leaves out a default port). */
+	if (ctx->kind != REQUEST_IAM_TOKEN && !c->cfg.token && c->cfg.ak)
+		rc |= append_header(&headers, &line, "Host", host);
 	rc |= append_header(&headers, &line, "Accept", "application/json");
 	if (ctx->kind == REQUEST_IAM_TOKEN)
 		rc |= append_header(&headers, &line, "Content-Type", "application/json;charset=utf8");
@@ -450,32 +454,41 @@ static struct curl_slist *request_headers(void *client, const cb_transfer *t)
 	return headers;
 }
 
-/* Queues a GET of path?query (to base, NULL: the endpoint); returns the transfer, or NULL with
- * f filled in. */
+/* Queues a GET of a canonical path and query (to base, NULL: the endpoint); returns the
+ * transfer, or NULL with f filled in. */
+static cb_transfer *submit_canonical(cb_client *c, const char *base, const char *path, const char *query,
+				     const request_ctx *ctx, failure *f)
+{
+	char err[256];
+	cb_transfer *t = cb_engine_submit(c->engine, base, path, query, sizeof(request_ctx), err, sizeof err);
+
+	if (t == NULL)
+		failure_set(f, "network", "%s", err);
+	else
+		memcpy(t->user, ctx, sizeof *ctx);
+	return t;
+}
+
+/* Queues a GET of path?query as a user gave them: canonicalised first, as they are signed. */
 static cb_transfer *start_request(cb_client *c, const char *base, const char *path, const cb_kv *query,
 				  size_t nquery, const request_ctx *ctx, failure *f)
 {
 	cb_buffer encoded_path = CB_BUFFER_INIT, canonical_query = CB_BUFFER_INIT;
 	cb_transfer *t = NULL;
-	char err[256];
 
 	cb_canonical_uri(&encoded_path, path, strlen(path), 0);
 	cb_canonical_query(&canonical_query, query, nquery);
-	if (encoded_path.failed || canonical_query.failed) {
+	if (encoded_path.failed || canonical_query.failed)
 		failure_set(f, "network", "cannot prepare the request (out of memory)");
-	} else {
-		t = cb_engine_submit(c->engine, base, encoded_path.data, canonical_query.data, sizeof(request_ctx),
-				     err, sizeof err);
-		if (t == NULL)
-			failure_set(f, "network", "%s", err);
-		else
-			memcpy(t->user, ctx, sizeof *ctx);
-	}
+	else
+		t = submit_canonical(c, base, encoded_path.data, canonical_query.data, ctx, f);
 	cb_buffer_free(&encoded_path);
 	cb_buffer_free(&canonical_query);
 	return t;
 }
 
+/* A record's path is canonical as formatted: the job id is 32 letters or digits (check_job_id),
+ * the build number a positive integer, the rest unreserved characters and slashes. */
 static void record_path(const cb_client *c, const request_ctx *ctx, char *path, size_t len)
 {
 	static const char *const templates[] = {
@@ -491,7 +504,7 @@ static cb_transfer *start_record_request(cb_client *c, const request_ctx *ctx, f
 	char path[96];
 
 	record_path(c, ctx, path, sizeof path);
-	return start_request(c, NULL, path, NULL, 0, ctx, f);
+	return submit_canonical(c, NULL, path, NULL, ctx, f);
 }
 
 static int decode_body(lua_State *L, const cb_buffer *body);
@@ -1438,8 +1451,8 @@ static int start_engine(cb_client *c, char *msg, size_t msglen)
 	cb_transport_options t;
 
 	if (c->cfg.user_agent == NULL) {
-		snprintf(agent, sizeof agent, "codeartsbuild-lua/%s libcurl/%s", CB_VERSION,
-			 curl_version_info(CURLVERSION_NOW)->version);
+		/* No libcurl version: libcurl formats each header byte at a cost, on every request. */
+		snprintf(agent, sizeof agent, "codeartsbuild-lua/%s", CB_VERSION);
 		c->cfg.user_agent = malloc(strlen(agent) + 1);
 		if (c->cfg.user_agent)
 			memcpy(c->cfg.user_agent, agent, strlen(agent) + 1);

@@ -21,6 +21,7 @@ struct cb_engine {
 	CURLM *multi;
 	CURLSH *share; /* TLS sessions and DNS answers outlive the easy handles */
 	CURL *idle[IDLE_HANDLES_KEPT]; /* easy handles kept for the next attempts */
+	char *proxy[2], *noproxy; /* from the environment, "" for none: [0] http://, [1] https:// */
 	size_t idle_count;
 	long long next_id;
 	long long next_start_ms; /* the rate cap: no attempt starts before this */
@@ -118,25 +119,48 @@ void cb_transfer_free(cb_transfer *t)
 		free_transfer_memory(t);
 }
 
-static CURL *take_easy_handle(cb_engine *e)
-{
-	if (e->idle_count > 0) {
-		CURL *easy = e->idle[--e->idle_count];
-		curl_easy_reset(easy); /* options go; its caches stay */
-		return easy;
-	}
-	return curl_easy_init();
-}
-
-static void return_easy_handle(cb_engine *e, CURL *easy)
-{
-	if (e->idle_count < IDLE_HANDLES_KEPT)
-		e->idle[e->idle_count++] = easy;
-	else
-		curl_easy_cleanup(easy);
-}
-
 /* ---- engine ---- */
+
+/* libcurl reads these for every transfer (5 getenv a record); read once, by its rules (lib/url.c,
+ * detect_proxy): the scheme's own variable, upper case too except HTTP_PROXY, then all_proxy or
+ * ALL_PROXY; no_proxy or NO_PROXY; an empty variable is as good as none. */
+static const char *env_value(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+static char *env_proxy(int https)
+{
+	const char *v = env_value(https ? "https_proxy" : "http_proxy");
+
+	if (v == NULL && https)
+		v = env_value("HTTPS_PROXY");
+	if (v == NULL)
+		v = env_value("all_proxy");
+	if (v == NULL)
+		v = env_value("ALL_PROXY");
+	return copy_string(v ? v : "");
+}
+
+static char *env_noproxy(void)
+{
+	const char *v = env_value("no_proxy");
+
+	if (v == NULL)
+		v = env_value("NO_PROXY");
+	return copy_string(v ? v : "");
+}
+
+/* A proxy URL may hold a password. */
+static void free_wiped(char *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
 
 cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t errlen)
 {
@@ -153,10 +177,13 @@ cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t err
 	if (e->opts.max_in_flight < 1)
 		e->opts.max_in_flight = 1;
 	e->jitter_state = (unsigned long long)now_ms() * 6364136223846793005ULL ^ (unsigned long long)(size_t)e;
+	e->proxy[0] = env_proxy(0);
+	e->proxy[1] = env_proxy(1);
+	e->noproxy = env_noproxy();
 	e->multi = curl_multi_init();
 	e->share = curl_share_init();
 	if (e->multi == NULL || e->share == NULL || !e->opts.base_url || (opts->ca_file && !e->opts.ca_file) ||
-	    (opts->user_agent && !e->opts.user_agent)) {
+	    (opts->user_agent && !e->opts.user_agent) || !e->proxy[0] || !e->proxy[1] || !e->noproxy) {
 		snprintf(err, errlen, "cannot create the HTTP engine (out of memory)");
 		cb_engine_free(e);
 		return NULL;
@@ -198,6 +225,9 @@ void cb_engine_free(cb_engine *e)
 	free((char *)e->opts.base_url);
 	free((char *)e->opts.ca_file);
 	free((char *)e->opts.user_agent);
+	free_wiped(e->proxy[0]);
+	free_wiped(e->proxy[1]);
+	free_wiped(e->noproxy);
 	free(e);
 }
 
@@ -285,23 +315,36 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
 
 /* ---- starting attempts ---- */
 
-static CURLcode configure(cb_engine *e, cb_transfer *t)
-{
-	const cb_transport_options *o = &e->opts;
-	CURL *c = t->easy;
-	CURLcode rc = CURLE_OK;
-
 #define SET(option, value) \
 	if (rc == CURLE_OK)  \
 	rc = curl_easy_setopt(c, option, value)
-	SET(CURLOPT_URL, t->url);
-	SET(CURLOPT_HTTPHEADER, t->headers);
-	SET(CURLOPT_PRIVATE, (void *)t);
+
+/* The proxy options, where libcurl has them (it reads no variable without proxy support either). */
+static CURLcode set_proxy_option(CURL *c, CURLoption option, const char *value)
+{
+	CURLcode rc = curl_easy_setopt(c, option, value);
+
+	return rc == CURLE_UNKNOWN_OPTION || rc == CURLE_NOT_BUILT_IN ? CURLE_OK : rc;
+}
+
+/* Whether the proxy depends on the URL's scheme (the endpoint and IAM may differ). */
+static int proxy_per_scheme(const cb_engine *e)
+{
+	return strcmp(e->proxy[0], e->proxy[1]) != 0;
+}
+
+/* A new easy handle with the options every attempt of this engine shares. Kept handles keep
+ * them: curl_easy_reset and setting them again cost more than the transfer's own options. */
+static CURL *new_easy_handle(cb_engine *e)
+{
+	const cb_transport_options *o = &e->opts;
+	CURL *c = curl_easy_init();
+	CURLcode rc = CURLE_OK;
+
+	if (c == NULL)
+		return NULL;
 	SET(CURLOPT_WRITEFUNCTION, on_body);
-	SET(CURLOPT_WRITEDATA, (void *)t);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
-	SET(CURLOPT_HEADERDATA, (void *)t);
-	SET(CURLOPT_ERRORBUFFER, t->error);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_TIMEOUT_MS, o->timeout_ms);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
@@ -315,18 +358,75 @@ static CURLcode configure(cb_engine *e, cb_transfer *t)
 		SET(CURLOPT_CAINFO, o->ca_file);
 	if (o->user_agent)
 		SET(CURLOPT_USERAGENT, o->user_agent);
-	if (t->request_body.data) {
-		SET(CURLOPT_POSTFIELDSIZE, (long)t->request_body.len);
-		SET(CURLOPT_POSTFIELDS, t->request_body.data);
-	}
 #if LIBCURL_VERSION_NUM >= 0x075500
 	SET(CURLOPT_PROTOCOLS_STR, o->allow_http ? "https,http" : "https");
 #else
 	SET(CURLOPT_PROTOCOLS, o->allow_http ? (long)(CURLPROTO_HTTPS | CURLPROTO_HTTP) : (long)CURLPROTO_HTTPS);
 #endif
-#undef SET
+	/* Set, even to "", these stop libcurl's look-ups; the values are the ones it would find. */
+	if (rc == CURLE_OK)
+		rc = set_proxy_option(c, CURLOPT_NOPROXY, e->noproxy);
+	if (rc == CURLE_OK && !proxy_per_scheme(e))
+		rc = set_proxy_option(c, CURLOPT_PROXY, e->proxy[0]);
+	if (rc != CURLE_OK) {
+		curl_easy_cleanup(c);
+		return NULL;
+	}
+	return c;
+}
+
+static CURL *take_easy_handle(cb_engine *e)
+{
+	if (e->idle_count > 0)
+		return e->idle[--e->idle_count];
+	return new_easy_handle(e);
+}
+
+/* Takes t's handle back. A kept handle is left as new_easy_handle made it: nothing of t's (its
+ * memory goes with it), and a GET again if t was a POST. */
+static void return_easy_handle(cb_engine *e, cb_transfer *t)
+{
+	CURL *c = t->easy;
+	CURLcode rc = CURLE_OK;
+
+	t->easy = NULL;
+	SET(CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+	SET(CURLOPT_ERRORBUFFER, (char *)NULL);
+	SET(CURLOPT_PRIVATE, (void *)NULL);
+	if (t->posted) {
+		t->posted = 0;
+		SET(CURLOPT_POSTFIELDS, (char *)NULL); /* this one makes it a POST again... */
+		SET(CURLOPT_POSTFIELDSIZE, -1L);
+		SET(CURLOPT_HTTPGET, 1L); /* ...and this a GET */
+	}
+	if (rc == CURLE_OK && e->idle_count < IDLE_HANDLES_KEPT)
+		e->idle[e->idle_count++] = c;
+	else
+		curl_easy_cleanup(c);
+}
+
+/* The options of one attempt, on a handle from take_easy_handle. */
+static CURLcode configure(cb_engine *e, cb_transfer *t)
+{
+	CURL *c = t->easy;
+	CURLcode rc = CURLE_OK;
+
+	SET(CURLOPT_URL, t->url);
+	SET(CURLOPT_HTTPHEADER, t->headers);
+	SET(CURLOPT_PRIVATE, (void *)t);
+	SET(CURLOPT_WRITEDATA, (void *)t);
+	SET(CURLOPT_HEADERDATA, (void *)t);
+	SET(CURLOPT_ERRORBUFFER, t->error);
+	if (rc == CURLE_OK && proxy_per_scheme(e))
+		rc = set_proxy_option(c, CURLOPT_PROXY, e->proxy[strncmp(t->url, "https://", 8) == 0]);
+	if (t->request_body.data) {
+		t->posted = 1;
+		SET(CURLOPT_POSTFIELDSIZE, (long)t->request_body.len);
+		SET(CURLOPT_POSTFIELDS, t->request_body.data);
+	}
 	return rc;
 }
+#undef SET
 
 static void reset_outcome(cb_transfer *t)
 {
@@ -368,6 +468,7 @@ static void start_attempt(cb_engine *e, cb_transfer *t)
 	if (rc != CURLE_OK || curl_multi_add_handle(e->multi, t->easy) != CURLM_OK) {
 		curl_easy_cleanup(t->easy);
 		t->easy = NULL;
+		t->posted = 0;
 		wipe_headers(&t->headers);
 		fail_to_start(e, t, rc != CURLE_OK ? curl_easy_strerror(rc) : "libcurl refused the transfer");
 		return;
@@ -561,8 +662,7 @@ static void finish_attempt(cb_engine *e, cb_transfer *t, CURLcode result)
 	t->result = result;
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
 	curl_multi_remove_handle(e->multi, t->easy);
-	return_easy_handle(e, t->easy);
-	t->easy = NULL;
+	return_easy_handle(e, t);
 	wipe_headers(&t->headers);
 	list_remove(&e->in_flight, t);
 	if (t->attempts <= e->opts.retries && cb_transfer_retryable(t)) {
@@ -652,8 +752,7 @@ int cb_engine_cancel(cb_engine *e, long long id)
 	} else if ((t = list_find(&e->in_flight, id)) != NULL) {
 		list_remove(&e->in_flight, t);
 		curl_multi_remove_handle(e->multi, t->easy);
-		return_easy_handle(e, t->easy);
-		t->easy = NULL;
+		return_easy_handle(e, t);
 	} else if ((t = list_find(&e->done, id)) != NULL) {
 		list_remove(&e->done, t);
 	} else {

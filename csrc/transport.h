@@ -56,6 +56,7 @@ struct cb_transfer {
 	char *url;
 	long long not_before_ms;
 	CURL *easy;
+	int posted; /* easy has POSTFIELDS set: return_easy_handle turns it back into a GET */
 	struct curl_slist *headers;
 	size_t max_body;
 	cb_transfer *prev, *next;
