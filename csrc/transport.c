@@ -233,6 +233,23 @@ void cb_engine_free(cb_engine *e)
 
 /* ---- callbacks (no Lua, no engine state beyond the transfer) ---- */
 
+/* Sizes the body buffer once from Content-Length instead of growing it by doubling (each growth
+ * copies and wipes the buffer). Only for bodies of a record's size: a server announcing a large
+ * body and sending little would otherwise make every transfer hold that much. */
+#define BODY_RESERVED_AT_MOST 65536
+static void reserve_announced_body(cb_transfer *t)
+{
+#if LIBCURL_VERSION_NUM >= 0x073700 /* 7.55.0 */
+	curl_off_t announced = -1;
+
+	if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK &&
+	    announced > 0 && announced <= BODY_RESERVED_AT_MOST && (curl_off_t)t->max_body >= announced)
+		cb_buffer_reserve_exact(&t->body, (size_t)announced);
+#else
+	(void)t;
+#endif
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	cb_transfer *t = userdata;
@@ -242,6 +259,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 		t->body_too_large = 1;
 		return 0; /* libcurl stops the transfer */
 	}
+	if (t->body.cap == 0)
+		reserve_announced_body(t);
 	if (cb_buffer_append(&t->body, data, n) != 0)
 		return 0;
 	return n;
