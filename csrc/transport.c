@@ -361,7 +361,6 @@ static int proxy_per_scheme(const cb_engine *e)
 #define RECEIVE_BUFFER_SIZE 8192L
 
 /* A new easy handle with the options every attempt of this engine shares. Kept handles keep
-
  * them: curl_easy_reset and setting them again cost more than the transfer's own options. */
 static CURL *new_easy_handle(cb_engine *e)
 {
