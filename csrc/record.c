@@ -210,43 +210,51 @@ static int parse_integer_string(const char *s, lua_Number *out)
 	return 0;
 }
 
+/* Pushes the number n as field f's type; returns NULL, or why it cannot be (nothing pushed).
+ * Both ways of reading a record convert through here, so that they cannot disagree. */
+static const char *push_number_for_field(lua_State *L, lua_Number n, const field *f)
+{
+	if (f->type == FIELD_STRING) {
+		push_number_as_string(L, n);
+		return NULL;
+	}
+	if (!isfinite(n))
+		return "is not a finite number";
+	if (f->type == FIELD_NUMBER) {
+		lua_pushnumber(L, n);
+		return NULL;
+	}
+	if (n != floor(n) || fabs(n) > MAX_INT32)
+		return "is not a 32-bit integer";
+	lua_pushinteger(L, (lua_Integer)n);
+	return NULL;
+}
+
 /* Pushes the value at idx converted to the field's type; -1 (nothing pushed) if it cannot be. */
 static int push_field_value(lua_State *L, int idx, const field *f, char *msg, size_t msglen)
 {
 	int type = lua_type(L, idx);
+	const char *why;
 	lua_Number n;
 
-	if (f->type == FIELD_STRING) {
-		if (type == LUA_TSTRING) {
-			lua_pushvalue(L, idx);
-			return 0;
-		}
-		if (type == LUA_TNUMBER) {
-			push_number_as_string(L, lua_tonumber(L, idx));
-			return 0;
-		}
+	if (type == LUA_TSTRING && f->type == FIELD_STRING) {
+		lua_pushvalue(L, idx);
+		return 0;
+	}
+	if (type == LUA_TNUMBER) {
+		n = lua_tonumber(L, idx);
+	} else if (f->type == FIELD_STRING) {
 		snprintf(msg, msglen, "field %s is a %s, not a string", f->camel, lua_typename(L, type));
 		return -1;
-	}
-	if (type == LUA_TNUMBER)
-		n = lua_tonumber(L, idx);
-	else if (type != LUA_TSTRING || parse_integer_string(lua_tostring(L, idx), &n) != 0) {
+	} else if (type != LUA_TSTRING || parse_integer_string(lua_tostring(L, idx), &n) != 0) {
 		snprintf(msg, msglen, "field %s is a %s, not a number", f->camel, lua_typename(L, type));
 		return -1;
 	}
-	if (!isfinite(n)) {
-		snprintf(msg, msglen, "field %s is not a finite number", f->camel);
+	why = push_number_for_field(L, n, f);
+	if (why != NULL) {
+		snprintf(msg, msglen, "field %s %s", f->camel, why);
 		return -1;
 	}
-	if (f->type == FIELD_NUMBER) {
-		lua_pushnumber(L, n);
-		return 0;
-	}
-	if (n != floor(n) || fabs(n) > MAX_INT32) {
-		snprintf(msg, msglen, "field %s is not a 32-bit integer", f->camel);
-		return -1;
-	}
-	lua_pushinteger(L, (lua_Integer)n);
 	return 0;
 }
 
@@ -682,20 +690,7 @@ static int push_read_field(lua_State *L, const json_scalar *s, const field *f)
 	} else {
 		return -1;
 	}
-	if (f->type == FIELD_STRING) {
-		push_number_as_string(L, n);
-		return 0;
-	}
-	if (!isfinite(n))
-		return -1;
-	if (f->type == FIELD_NUMBER) {
-		lua_pushnumber(L, n);
-		return 0;
-	}
-	if (n != floor(n) || fabs(n) > MAX_INT32)
-		return -1;
-	lua_pushinteger(L, (lua_Integer)n);
-	return 0;
+	return push_number_for_field(L, n, f) == NULL ? 0 : -1;
 }
 
 /* The field a key names: its index, and whether it is the camelCase spelling. Bodies list the
@@ -828,19 +823,14 @@ static int read_envelope(lua_State *L, json_reader *r, int keys_idx)
 			have_result = 1;
 			continue;
 		}
-		skip_space(r);
-		if (key_is(&key, "success") || key_is(&key, "status")) {
-			const char *start = r->p;
-			if (scan_value(r, &value) != 0)
-				return -1;
-			r->p = start; /* skip_value reads it again, nested or not */
-			if (key_is(&key, "success"))
-				success_false = value.kind == JSON_FALSE;
-			else
-				status_fail = value.kind == JSON_STRING && value.len == 4 && memcmp(value.text, "fail", 4) == 0;
-		}
-		if (skip_value(r, 1) != 0)
+		/* A scalar is read here; an object or array only starts, and skip_value walks it. */
+		if (scan_value(r, &value) != 0 ||
+		    ((value.kind == JSON_OBJECT || value.kind == JSON_ARRAY) && skip_value(r, 1) != 0))
 			return -1;
+		if (key_is(&key, "success"))
+			success_false = value.kind == JSON_FALSE;
+		else if (key_is(&key, "status"))
+			status_fail = value.kind == JSON_STRING && value.len == 4 && memcmp(value.text, "fail", 4) == 0;
 	} while ((more = next_member(r, '}')) == 1);
 	skip_space(r);
 	if (more != 0 || r->p != r->end || !have_result || success_false || status_fail)
