@@ -853,6 +853,23 @@ static void iam_failure(lua_State *L, const cb_transfer *t, failure *f)
 }
 
 /* Reads token.expires_at (and token.project.id, when no project id is known) from a token body. */
+/* Keeps the `id` of the project table on top of the stack as the client's project id; returns
+ * whether it did. An id that is not a short string is ignored. */
+static int take_project_id(lua_State *L, cb_client *c)
+{
+	size_t n;
+	const char *id;
+
+	lua_getfield(L, -1, "id");
+	id = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+	if (id != NULL && n < 128 && (c->cfg.project_id = malloc(n + 1)) != NULL)
+		memcpy(c->cfg.project_id, id, n + 1);
+	else
+		id = NULL;
+	lua_pop(L, 1);
+	return id != NULL;
+}
+
 static void read_token_body(lua_State *L, cb_client *c, const cb_transfer *t)
 {
 	long long expires = -1;
@@ -866,15 +883,7 @@ static void read_token_body(lua_State *L, cb_client *c, const cb_transfer *t)
 			lua_pop(L, 1);
 			lua_getfield(L, -1, "project");
 			if (lua_type(L, -1) == LUA_TTABLE && !c->cfg.project_id) {
-				lua_getfield(L, -1, "id");
-				if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) < 128) {
-					size_t n;
-					const char *id = lua_tolstring(L, -1, &n);
-					c->cfg.project_id = malloc(n + 1);
-					if (c->cfg.project_id)
-						memcpy(c->cfg.project_id, id, n + 1);
-				}
-				lua_pop(L, 1);
+				take_project_id(L, c);
 			}
 			lua_pop(L, 1);
 		}
@@ -922,18 +931,8 @@ static int discover_project_id(lua_State *L, cb_client *c, failure *f)
 		lua_getfield(L, -1, "projects");
 		if (lua_type(L, -1) == LUA_TTABLE) {
 			lua_rawgeti(L, -1, 1);
-			if (lua_type(L, -1) == LUA_TTABLE) {
-				lua_getfield(L, -1, "id");
-				if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) < 128) {
-					size_t n;
-					const char *id = lua_tolstring(L, -1, &n);
-					c->cfg.project_id = malloc(n + 1);
-					if (c->cfg.project_id) {
-						memcpy(c->cfg.project_id, id, n + 1);
-						found = 1;
-					}
-				}
-			}
+			if (lua_type(L, -1) == LUA_TTABLE)
+				found = take_project_id(L, c);
 		}
 	}
 	lua_settop(L, top);
