@@ -9,20 +9,10 @@ local cjson = require "cjson"
 local JOB = emulator.job_ids.reference -- 1200 builds
 local NEWEST = 1200
 
-local function cwd()
-  local p = assert(io.popen("pwd"))
-  local dir = p:read("*l")
-  p:close()
-  return dir
-end
-local ROOT = cwd()
+local ROOT = run.cwd()
 
 local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local text = f:read("*a")
-  f:close()
-  return text
+  return run.read(path) or ""
 end
 
 local function lines_of(text)

@@ -8,13 +8,7 @@ local clients = require "spec.support.clients"
 
 local JOB = emulator.job_ids.reference
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = run.read
 
 local function list_files(dir)
   local out = run.capture(("cd %s && find . -type f | LC_ALL=C sort"):format(run.quote(dir)))
@@ -228,9 +222,7 @@ describe("the examples", function()
 
   it("nvim.lua: the Neovim adapter's calls, in a headless Neovim", function()
     require("spec.support.nvim").build()
-    local pwd = io.popen("pwd")
-    local root = pwd:read("*l")
-    pwd:close()
+    local root = run.cwd()
     local home = run.tmpdir()
     local out, status = run.capture(("spec/support/with-emulator -- env HOME=%s timeout 120 nvim --headless -u NONE "
       .. "-i NONE --cmd %s --cmd %s -c %s"):format(run.quote(home), run.quote("set rtp^=" .. root),

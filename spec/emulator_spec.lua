@@ -25,13 +25,7 @@ local SNAKE_FIELDS = {
 
 local tmp -- this spec's scratch directory
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("*a")
-  f:close()
-  return data
-end
+local read = run.read
 
 local function sorted_keys(t)
   local keys = {}

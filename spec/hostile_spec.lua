@@ -404,13 +404,7 @@ while time.time() < deadline:
         conn.close()
 ]==]
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("*a")
-  f:close()
-  return data
-end
+local read_file = run.read
 
 local function sleep(seconds) os.execute("sleep " .. seconds) end
 

@@ -181,9 +181,7 @@ describe("colour rules", function()
   ]]
 
   local function lua_command(vars)
-    local pwd = io.popen("pwd")
-    local root = pwd:read("*l")
-    pwd:close()
+    local root = run.cwd()
     local words = { "env", "-i", "PATH=" .. run.quote(os.getenv("PATH")),
       "LUA_PATH=" .. run.quote(root .. "/lua/?.lua;;") }
     for k, v in pairs(vars) do words[#words + 1] = run.quote(k .. "=" .. v) end

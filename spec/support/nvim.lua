@@ -24,13 +24,6 @@ if not ok then OUT.error = tostring(err) end
 finish()
 ]]
 
-local function root()
-  local p = assert(io.popen("pwd"))
-  local dir = p:read("*l")
-  p:close()
-  return dir
-end
-
 --- Builds the module Neovim loads (make nvim: the 5.1 build at lua/codeartsbuild/core.so).
 function M.build()
   local out, status = run.capture("make --no-print-directory nvim")
@@ -45,7 +38,7 @@ function M.run(code, env)
   local words = { "env", "-i", "PATH=" .. run.quote(os.getenv("PATH")), "HOME=" .. run.quote(dir),
     "NVIM_SPEC_OUT=" .. run.quote(out_file) }
   for k, v in pairs(env or {}) do words[#words + 1] = run.quote(k .. "=" .. v) end
-  local here = root()
+  local here = run.cwd()
   words[#words + 1] = ("timeout 120 nvim --headless -u NONE -i NONE --cmd %s --cmd %s -c %s"):format(
     run.quote("set rtp^=" .. here), run.quote("runtime plugin/codeartsbuild.lua"), run.quote("luafile " .. script))
   local output, status = run.capture(table.concat(words, " "))

@@ -43,7 +43,8 @@ function M.build_dir(root)
   return module_dir(root)
 end
 
-local function cwd()
+--- The current directory (the checkout's root while busted runs).
+function M.cwd()
   local p = assert(io.popen("pwd"))
   local dir = p:read("*l")
   p:close()
@@ -54,7 +55,7 @@ end
 -- that is an empty temporary folder unless env.HOME is given, and paths to this checkout).
 -- Returns output and exit status.
 function M.lua_code(code, env)
-  local root = cwd()
+  local root = M.cwd()
   local vars = {
     PATH = os.getenv("PATH"),
     LUA_PATH = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/?.lua;;",
@@ -91,6 +92,15 @@ function M.tmpdir()
   os.remove(dir)
   assert(os.execute("mkdir -p " .. M.quote(dir)))
   return dir
+end
+
+--- A file's whole content, or nil when it cannot be read.
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
 end
 
 function M.write(path, text)
