@@ -35,8 +35,9 @@ build = {
   modules = {
     ["codeartsbuild.core"] = {
       sources = {
-        "csrc/buffer.c", "csrc/config.c", "csrc/core.c",
-        "csrc/record.c", "csrc/sign.c", "csrc/transport.c",
+        "csrc/buffer.c", "csrc/client.c", "csrc/config.c", "csrc/core.c", "csrc/error.c",
+        "csrc/iam.c", "csrc/options.c", "csrc/record.c", "csrc/request.c", "csrc/sign.c",
+        "csrc/transport.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "crypto" },

@@ -84,25 +84,28 @@ static const char *string_field(lua_State *L, const char *key, size_t *len)
 	return s;
 }
 
+void cb_format_duration(double ms, char *out, size_t len)
+{
+	/* Whole parts as doubles: a huge duration must not overflow an int cast. */
+	if (!(ms >= 0) || !isfinite(ms))
+		snprintf(out, len, "-");
+	else if (ms < 60000)
+		snprintf(out, len, "%.1fs", ms / 1000);
+	else if (ms < 3600000)
+		snprintf(out, len, "%.0fm%02.0fs", floor(ms / 60000), floor(fmod(ms / 1000, 60)));
+	else if (ms < 1e15)
+		snprintf(out, len, "%.0fh%02.0fm", floor(ms / 3600000), floor(fmod(ms / 60000, 60)));
+	else
+		snprintf(out, len, ">1e15ms");
+}
+
 static void add_duration(luaL_Buffer *b, lua_State *L)
 {
 	char text[32];
-	double ms;
 
 	lua_getfield(L, 1, "duration");
-	ms = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+	cb_format_duration(lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : -1, text, sizeof text);
 	lua_pop(L, 1);
-	/* Whole parts as doubles: a huge duration must not overflow an int cast. */
-	if (!(ms >= 0) || !isfinite(ms))
-		snprintf(text, sizeof text, "-");
-	else if (ms < 60000)
-		snprintf(text, sizeof text, "%.1fs", ms / 1000);
-	else if (ms < 3600000)
-		snprintf(text, sizeof text, "%.0fm%02.0fs", floor(ms / 60000), floor(fmod(ms / 1000, 60)));
-	else if (ms < 1e15)
-		snprintf(text, sizeof text, "%.0fh%02.0fm", floor(ms / 3600000), floor(fmod(ms / 60000, 60)));
-	else
-		snprintf(text, sizeof text, ">1e15ms");
 	luaL_addstring(b, text);
 }
 
@@ -154,6 +157,17 @@ static int record_tostring(lua_State *L)
 	}
 	luaL_pushresult(&b);
 	return 1;
+}
+
+void cb_record_push_fields(lua_State *L)
+{
+	int i;
+
+	lua_createtable(L, CB_RECORD_FIELDS, 0);
+	for (i = 0; i < CB_RECORD_FIELDS; i++) {
+		lua_pushlstring(L, fields[i].camel, fields[i].camel_len);
+		lua_rawseti(L, -2, i + 1);
+	}
 }
 
 void cb_record_push_tables(lua_State *L)

@@ -32,6 +32,13 @@ void cb_tidy_json(lua_State *L, int idx);
 
 int cb_is_json_null(lua_State *L, int idx);
 
+/* Pushes the list of the record's fields, camelCase, in the reference page's order. */
+void cb_record_push_fields(lua_State *L);
+
+/* A duration in milliseconds as people read it (52.3s, 4m43s, 1h02m; "-" for none): the one
+ * format, of tostring(record) and of core.format_duration. */
+void cb_format_duration(double ms, char *out, size_t len);
+
 /* The API's verdict on a decoded 2xx body at idx: 0 when it reports success, 1 when it
  * reports failure (v3 success:false, v1/v4 status:"fail"), with the service's code and
  * message copied out. */

@@ -136,10 +136,11 @@ local FAULT_RULES = {
   { action = "delay", seconds = 1.5, build_no = 511 }, -- with timeout = 0.3
 }
 local SLOW_BUILD = 511
-local FAILING_BUILDS = {} -- all but the slow one
+local FAILING_BUILDS = {} -- all but the slow one, the 401 last: the client then sends nothing for a while
 for _, rule in ipairs(FAULT_RULES) do
-  if rule.build_no ~= SLOW_BUILD then FAILING_BUILDS[#FAILING_BUILDS + 1] = rule.build_no end
+  if rule.build_no ~= SLOW_BUILD and rule.status ~= 401 then FAILING_BUILDS[#FAILING_BUILDS + 1] = rule.build_no end
 end
+FAILING_BUILDS[#FAILING_BUILDS + 1] = 501
 
 local KINDS = { "invalid", "config", "auth", "not_found", "throttled", "http", "api", "network", "timeout",
   "tls", "decode" }

@@ -1,0 +1,186 @@
+/* What each file of the Lua binding offers the others, file by file (as luv's private.h does): a
+ * reader finds any function's home here. The lower files (config, sign, transport, record,
+ * buffer) have headers of their own and know nothing of clients.
+ *
+ * The arrows point down: core.c -> client.c -> request.c, iam.c -> error.c -> the lower files. One
+ * rule holds the binding together: a request's life belongs to the engine's mailbox. Every request
+ * is submitted to the client's engine, settled by client.c when it finishes (sent again, or
+ * delivered), and taken out by its owner: poll() for requests nobody holds, take(id) for held ones. */
+#ifndef CODEARTSBUILD_PRIVATE_H
+#define CODEARTSBUILD_PRIVATE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "compat.h"
+#include "config.h"
+#include "record.h"
+#include "sign.h"
+#include "transport.h"
+
+#define CB_VERSION "0.1.0"
+#define CB_CLIENT_MT "codeartsbuild.client"
+#define CB_MAX_BUILD_NO 2147483647
+
+#if defined(__GNUC__)
+#define CB_EXPORT __attribute__((visibility("default")))
+#else
+#define CB_EXPORT
+#endif
+
+/* Module state: upvalue 1 of every function of the module, a table with these slots. */
+enum { S_DECODE = 1, S_RECORD_NAMES, S_RECORD_KEYS, S_RECORD_MT, S_ERROR_MT, S_DEFAULT_CLIENT, S_SLOTS = S_DEFAULT_CLIENT };
+#define CB_STATE lua_upvalueindex(1)
+
+/* ---- error.c: the error shape and its kinds ---- */
+
+/* A failure on its way to becoming `nil, message, err`. The message is the request's context
+ * (added when pushed) followed by `text`. */
+typedef struct {
+	const char *kind; /* a static string: "invalid", "auth", "network", ... */
+	char text[512];
+	long status;
+	char code[64];
+	char request_id[72];
+	int retryable;
+	int attempts; /* requests sent; 0 when the failure came before any */
+} cb_failure;
+
+void cb_failure_init(cb_failure *f);
+void cb_failure_set(cb_failure *f, const char *kind, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+/* Puts the formatted prefix before f->text (whose end is cut when it no longer fits). */
+void cb_failure_prefix(cb_failure *f, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+/* Whether a failure says the credentials were refused (HTTP 401, or the gateway's APIG.0301 or APIG.0303):
+ * the client then sends nothing for a cool-down (iam.c). */
+int cb_failure_is_credential(const cb_failure *f);
+/* Sets up the error metatable (state slot S_ERROR_MT) and core.error in the module table. */
+void cb_error_open(lua_State *L, int state, int module);
+
+/* ---- request.c: one request, from its arguments to its outcome ---- */
+
+enum { REQUEST_RECORD = 1, REQUEST_GET, REQUEST_IAM_TOKEN, REQUEST_IAM_PROJECTS };
+
+/* What a transfer is for, kept with it in the engine (plain bytes: the engine frees them). */
+typedef struct {
+	int kind;
+	char job_id[33];
+	lua_Integer build_no;
+	char path[160];            /* for messages; may be cut */
+	unsigned token_generation; /* of the IAM token its last attempt carried */
+	int token_renewed;         /* sent again once already after a 401 */
+	int failed;                /* the outcome is `failure`, decided when it was settled */
+	cb_failure failure;
+} request_ctx;
+
+typedef struct cb_client cb_client;
+
+/* Pushes nil, message, err for f (ctx: the request it is about, or NULL) and returns 3. The
+ * message begins with the request's context, or with `context` as given. */
+int cb_push_failure(lua_State *L, const cb_failure *f, const request_ctx *ctx);
+int cb_push_failure_about(lua_State *L, const cb_failure *f, const char *context, const request_ctx *ctx);
+/* What a request is, as messages begin: "record_info <job>/<n>", "GET <path>", ... */
+void cb_request_context(const request_ctx *ctx, char *out, size_t len);
+
+/* Input checks; a wrong type raises, a bad value returns -1 with f filled in. */
+int cb_check_job_id(lua_State *L, int arg, request_ctx *ctx, cb_failure *f);
+int cb_check_build_no(lua_State *L, int arg, request_ctx *ctx, cb_failure *f);
+
+/* Submits a record request (to the API in use) or a GET of a path and query as a user gave them
+ * (arguments path_arg, path_arg + 1). flags: CB_HELD. Returns the transfer, or NULL with f. */
+cb_transfer *cb_request_submit_record(cb_client *c, const request_ctx *ctx, int flags, cb_failure *f);
+cb_transfer *cb_request_submit_get(lua_State *L, cb_client *c, int path_arg, int flags, request_ctx *ctx,
+				   cb_failure *f);
+/* Submits a request to IAM (base: its endpoint), ungated and held, for iam.c. */
+cb_transfer *cb_request_submit_iam(cb_client *c, int kind, const char *path, const cb_kv *query, size_t nquery,
+				   cb_failure *f);
+
+/* The engine's prepare callback: one attempt's headers, signed as it starts. */
+struct curl_slist *cb_request_headers(void *client, cb_transfer *t);
+
+/* Settling a finished record or get request: fills ctx->failure when it failed at the HTTP level
+ * (a transport failure or a non-2xx status). Returns whether it did. */
+int cb_request_settle_failure(lua_State *L, cb_transfer *t);
+/* With api = "auto", a v3 record request answered that the API is gone: moves the client to v1
+ * and sends it again there. Returns 1 when t went back into the engine. */
+int cb_request_resend_on_v1(cb_client *c, cb_transfer *t);
+
+/* Pushes what a done transfer produced: 1 value (a record, or a decoded body), or nil, message,
+ * err (3); then tells the client's on_event hook. Returns the number of values. */
+int cb_request_deliver(lua_State *L, cb_client *c, const cb_transfer *t);
+
+/* Decodes a body with the module's JSON decoder: 0 and the value on the stack, or -1 and the
+ * decoder's message on the stack instead. */
+int cb_decode_body(lua_State *L, const cb_buffer *body);
+
+/* core.sign, core.check_job_id, core.check_build_no into the module table at `module`. */
+void cb_request_open(lua_State *L, int state, int module);
+
+/* ---- iam.c: tokens, project ids, and remembered credential failures ---- */
+
+typedef struct {
+	long long request_id;      /* the sign-in or project lookup in flight; 0: none */
+	int gating;                /* ... and the gate holds the other requests back until it is done */
+	unsigned token_generation; /* counts the tokens this client has had */
+	time_t token_expires;      /* when the IAM token stops working (IAM users) */
+	time_t renew_after;        /* a renewal ahead of time failed: not again before this */
+	cb_failure failure;        /* the last credential failure, while the client cools down */
+	long long cool_until_ns;   /* 0: not cooling down */
+} cb_credentials;
+
+/* Before a request is submitted: 0 to go on (it may wait behind a sign-in that this starts), or
+ * -1 with f while the client cools down after a credential failure. */
+int cb_iam_prepare(lua_State *L, cb_client *c, cb_failure *f);
+/* A finished sign-in or project lookup: its outcome taken in, the gate opened; when it failed,
+ * every request waiting for it fails with its failure. Drops t. */
+void cb_iam_settle(lua_State *L, cb_client *c, cb_transfer *t);
+/* A request that failed (ctx->failure): renews the token and sends it again (1), or remembers a
+ * credential failure and fails what is queued (0). */
+int cb_iam_refused(lua_State *L, cb_client *c, cb_transfer *t);
+/* Forgets a sign-in in flight (the engine it ran on is gone). */
+void cb_iam_reset(cb_client *c);
+
+/* ---- options.c: one descriptor table for every option of new() ---- */
+
+/* Reads the option table at opts into cfg (and the on_event function into a registry reference);
+ * a wrong type or an unknown name raises, a bad value returns -1 with f filled in. */
+int cb_options_read(lua_State *L, int opts, cb_config *cfg, int *on_event, cb_failure *f);
+/* The name of an API mode (API_AUTO, CB_API_V3, ...). */
+const char *cb_api_name(int api);
+
+/* ---- client.c: the client userdata, its methods, the mailbox ---- */
+
+struct cb_client {
+	cb_config cfg;
+	int api_current; /* the API record requests go to now (CB_API_V3, ...) */
+	cb_engine *engine;
+	cb_hmac_key *key;
+	int on_event;    /* registry reference to the on_event function, or LUA_NOREF */
+	unsigned forks;  /* the process's fork count when the engine was made */
+	cb_credentials credentials;
+	time_t date_time; /* X-Sdk-Date is formatted once a second */
+	char date[CB_SDK_DATE_LEN + 1];
+	int closed; /* close() was called: every method raises */
+	int busy;   /* methods of this client on the stack: release waits until they return */
+};
+
+/* Settles every finished transfer: IAM, another attempt, or the mailbox. */
+void cb_client_settle(lua_State *L, cb_client *c);
+/* The client metatable and methods, and new, record_info, default_client in the module table. */
+void cb_client_open(lua_State *L, int state, int module);
+
+/* ---- core.c: the module entry ---- */
+
+CB_EXPORT int luaopen_codeartsbuild_core(lua_State *L);
+
+#endif
