@@ -130,6 +130,12 @@ static int raise_leaving(lua_State *L, cb_client *c, const char *message)
 
 /* ---- the mailbox ---- */
 
+static void deliver(cb_client *c, cb_transfer *t)
+{
+	cb_iam_answered(c, t);
+	cb_engine_deliver(c->engine, t);
+}
+
 void cb_client_settle(lua_State *L, cb_client *c)
 {
 	cb_transfer *t;
@@ -140,7 +146,7 @@ void cb_client_settle(lua_State *L, cb_client *c)
 			cb_iam_settle(L, c, t);
 		else if (!cb_request_settle_failure(L, t) ||
 			 (!cb_request_resend_on_v1(c, t) && !cb_iam_refused(L, c, t)))
-			cb_engine_deliver(c->engine, t);
+			deliver(c, t);
 	}
 }
 
@@ -285,6 +291,46 @@ static int submit_flags(lua_State *L, int arg)
 	return flags;
 }
 
+/* Submits the request ctx describes (a record, or a GET of path?query), if the credentials allow
+ * it now. Returns the transfer, or NULL with f. */
+static cb_transfer *submit(lua_State *L, cb_client *c, const request_ctx *ctx, const char *path, const cb_kv *query,
+			   size_t nquery, int flags, cb_failure *f)
+{
+	cb_transfer *t;
+
+	if (cb_iam_prepare(L, c, f) != 0)
+		return NULL;
+	t = ctx->kind == REQUEST_RECORD ? cb_request_submit_record(c, ctx, flags, f) :
+		cb_request_submit_get(c, ctx, path, query, nquery, flags, f);
+	if (t)
+		cb_iam_track(c, t);
+	return t;
+}
+
+/* Checks a record request's arguments (arg, arg + 1) and submits it. */
+static cb_transfer *submit_record(lua_State *L, cb_client *c, int arg, int flags, request_ctx *ctx, cb_failure *f)
+{
+	memset(ctx, 0, sizeof *ctx);
+	ctx->kind = REQUEST_RECORD;
+	cb_failure_init(f);
+	if (cb_check_job_id(L, arg, ctx, f) != 0 || cb_check_build_no(L, arg + 1, ctx, f) != 0)
+		return NULL;
+	return submit(L, c, ctx, NULL, NULL, 0, flags, f);
+}
+
+/* Checks a get's arguments (path and query at 2 and 3) and submits it. */
+static cb_transfer *submit_get(lua_State *L, cb_client *c, int flags, request_ctx *ctx, cb_failure *f)
+{
+	cb_kv query[CB_MAX_QUERY_PAIRS];
+	size_t nquery;
+
+	cb_failure_init(f);
+	nquery = cb_request_check_get(L, 2, ctx, query, f);
+	if (nquery == (size_t)-1)
+		return NULL;
+	return submit(L, c, ctx, lua_tostring(L, 2), query, nquery, flags, f);
+}
+
 /* ---- methods ---- */
 
 /* The record of a build, blocking: submit, wait for that one request, deliver. */
@@ -296,11 +342,7 @@ static int record_info_with(lua_State *L, cb_client *c, int arg)
 	char err[256];
 	int why, n;
 
-	memset(&ctx, 0, sizeof ctx);
-	ctx.kind = REQUEST_RECORD;
-	cb_failure_init(&f);
-	if (cb_check_job_id(L, arg, &ctx, &f) != 0 || cb_check_build_no(L, arg + 1, &ctx, &f) != 0 ||
-	    cb_iam_prepare(L, c, &f) != 0 || (t = cb_request_submit_record(c, &ctx, CB_HELD, &f)) == NULL)
+	if ((t = submit_record(L, c, arg, CB_HELD, &ctx, &f)) == NULL)
 		return cb_push_failure(L, &f, &ctx);
 	t = wait_for(L, c, t->id, -1, &why, err, sizeof err);
 	if (t == NULL && why == WAIT_FAILED) {
@@ -350,11 +392,7 @@ static int client_submit(lua_State *L)
 	cb_failure f;
 	cb_transfer *t;
 
-	memset(&ctx, 0, sizeof ctx);
-	ctx.kind = REQUEST_RECORD;
-	cb_failure_init(&f);
-	if (cb_check_job_id(L, 2, &ctx, &f) != 0 || cb_check_build_no(L, 3, &ctx, &f) != 0 ||
-	    cb_iam_prepare(L, c, &f) != 0 || (t = cb_request_submit_record(c, &ctx, flags, &f)) == NULL)
+	if ((t = submit_record(L, c, 2, flags, &ctx, &f)) == NULL)
 		return leave(L, c, cb_push_failure(L, &f, &ctx));
 	lua_pushinteger(L, (lua_Integer)t->id);
 	return leave(L, c, 1);
@@ -441,8 +479,11 @@ static int client_cancel(lua_State *L)
 	long long id = id_arg(L, 2);
 	cb_client *c = enter(L);
 
-	/* The sign-in others wait for is the client's own. */
-	lua_pushboolean(L, id != c->credentials.request_id && cb_engine_cancel(c->engine, id));
+	int cancelled = !cb_iam_owns(c, id) && cb_engine_cancel(c->engine, id);
+
+	if (cancelled)
+		cb_iam_cancelled(c, id);
+	lua_pushboolean(L, cancelled);
 	return leave(L, c, 1);
 }
 
@@ -485,12 +526,8 @@ static int client_submit_get(lua_State *L)
 	cb_failure f;
 	cb_transfer *t;
 
-	cb_failure_init(&f);
-	if ((t = cb_request_submit_get(L, c, 2, flags, &ctx, &f)) == NULL || cb_iam_prepare(L, c, &f) != 0) {
-		if (t != NULL)
-			cb_engine_cancel(c->engine, t->id);
+	if ((t = submit_get(L, c, flags, &ctx, &f)) == NULL)
 		return leave(L, c, cb_push_failure(L, &f, &ctx));
-	}
 	lua_pushinteger(L, (lua_Integer)t->id);
 	return leave(L, c, 1);
 }
@@ -514,12 +551,8 @@ static int client_get(lua_State *L)
 	char err[256];
 	int why, n;
 
-	cb_failure_init(&f);
-	if ((t = cb_request_submit_get(L, c, 2, CB_HELD, &ctx, &f)) == NULL || cb_iam_prepare(L, c, &f) != 0) {
-		if (t != NULL)
-			cb_engine_cancel(c->engine, t->id);
+	if ((t = submit_get(L, c, CB_HELD, &ctx, &f)) == NULL)
 		return leave(L, c, cb_push_failure(L, &f, &ctx));
-	}
 	t = wait_for(L, c, t->id, -1, &why, err, sizeof err);
 	if (t == NULL && why == WAIT_FAILED) {
 		cb_failure_set(&f, "network", "%s", err);

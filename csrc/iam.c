@@ -13,6 +13,15 @@
 #define TOKEN_RENEW_MARGIN_S 300 /* renew a token this long before IAM says it expires */
 #define COOL_DOWN_S 60           /* nothing is sent this long after a credential failure */
 
+/* The gate is closed while a sign-in or lookup that others need is under way, or while the one
+ * request that tries unverified credentials is. */
+static void update_gate(cb_client *c)
+{
+	const cb_credentials *cr = &c->credentials;
+
+	cb_engine_gate(c->engine, (cr->request_id && cr->gating) || cr->probe_id);
+}
+
 /* ---- the requests ---- */
 
 static void append_json_string(cb_buffer *b, const char *s)
@@ -73,8 +82,7 @@ static int start_exchange(cb_client *c, int kind, int gate, cb_failure *f)
 		return -1;
 	c->credentials.request_id = t->id;
 	c->credentials.gating = gate;
-	if (gate)
-		cb_engine_gate(c->engine, 1);
+	update_gate(c);
 	return 0;
 }
 
@@ -101,6 +109,7 @@ static void remember(cb_client *c, const cb_failure *f, const char *what)
 	if (what)
 		cb_failure_prefix(&cr->failure, "%s: ", what);
 	cr->cool_until_ns = cb_now_ns() + COOL_DOWN_S * 1000000000LL;
+	cr->verified = 0;
 	cb_engine_fail_queued(c->engine, fail_unsent, &cr->failure);
 }
 
@@ -271,14 +280,13 @@ void cb_iam_settle(lua_State *L, cb_client *c, cb_transfer *t)
 
 	if (current)
 		cr->request_id = 0;
-	if (ctx->kind == REQUEST_IAM_TOKEN ? !take_token(L, c, t, &f) : !take_project(L, c, t, &f)) {
-		if (gating)
-			remember(c, &f, NULL);
-		else /* a renewal ahead of time failed: the token still works, try again later */
-			cr->renew_after = time(NULL) + COOL_DOWN_S;
-	}
-	if (gating)
-		cb_engine_gate(c->engine, 0);
+	if (ctx->kind == REQUEST_IAM_TOKEN ? take_token(L, c, t, &f) : take_project(L, c, t, &f))
+		cr->verified = 1; /* IAM took the password, or the signature */
+	else if (gating)
+		remember(c, &f, NULL);
+	else /* a renewal ahead of time failed: the token still works, try again later */
+		cr->renew_after = time(NULL) + COOL_DOWN_S;
+	update_gate(c);
 	cb_engine_drop(c->engine, t);
 }
 
@@ -317,7 +325,50 @@ int cb_iam_refused(lua_State *L, cb_client *c, cb_transfer *t)
 	return 0;
 }
 
+void cb_iam_track(cb_client *c, cb_transfer *t)
+{
+	cb_credentials *cr = &c->credentials;
+
+	if (cr->verified || cr->probe_id || (cr->request_id && cr->gating))
+		return;
+	cr->probe_id = t->id;
+	t->flags |= CB_UNGATED;
+	update_gate(c);
+}
+
+void cb_iam_answered(cb_client *c, const cb_transfer *t)
+{
+	cb_credentials *cr = &c->credentials;
+	const request_ctx *ctx = t->user;
+
+	if (t->status > 0 && !(ctx->failed && cb_failure_is_credential(&ctx->failure)))
+		cr->verified = 1;
+	if (t->id == cr->probe_id) {
+		cr->probe_id = 0;
+		update_gate(c);
+	}
+}
+
+int cb_iam_owns(const cb_client *c, long long id)
+{
+	return id == c->credentials.request_id;
+}
+
+void cb_iam_cancelled(cb_client *c, long long id)
+{
+	cb_credentials *cr = &c->credentials;
+	cb_transfer *next;
+
+	if (id != cr->probe_id)
+		return;
+	/* The next in the queue goes alone in its place. */
+	next = cb_engine_promote(c->engine);
+	cr->probe_id = next ? next->id : 0;
+	update_gate(c);
+}
+
 void cb_iam_reset(cb_client *c)
 {
 	c->credentials.request_id = 0;
+	c->credentials.probe_id = 0;
 }

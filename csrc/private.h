@@ -96,11 +96,17 @@ void cb_request_context(const request_ctx *ctx, char *out, size_t len);
 int cb_check_job_id(lua_State *L, int arg, request_ctx *ctx, cb_failure *f);
 int cb_check_build_no(lua_State *L, int arg, request_ctx *ctx, cb_failure *f);
 
-/* Submits a record request (to the API in use) or a GET of a path and query as a user gave them
- * (arguments path_arg, path_arg + 1). flags: CB_HELD. Returns the transfer, or NULL with f. */
+#define CB_MAX_QUERY_PAIRS 256
+
+/* Checks get()'s arguments path_arg, path_arg + 1 into ctx and query[CB_MAX_QUERY_PAIRS] (strings
+ * anchored in a table left on the stack): the number of query pairs, or (size_t)-1 with f. */
+size_t cb_request_check_get(lua_State *L, int path_arg, request_ctx *ctx, cb_kv *query, cb_failure *f);
+
+/* Submits a record request (to the API in use), or a GET of a path and query as a user gave
+ * them. flags: CB_HELD. Returns the transfer, or NULL with f. */
 cb_transfer *cb_request_submit_record(cb_client *c, const request_ctx *ctx, int flags, cb_failure *f);
-cb_transfer *cb_request_submit_get(lua_State *L, cb_client *c, int path_arg, int flags, request_ctx *ctx,
-				   cb_failure *f);
+cb_transfer *cb_request_submit_get(cb_client *c, const request_ctx *ctx, const char *path, const cb_kv *query,
+				   size_t nquery, int flags, cb_failure *f);
 /* Submits a request to IAM (base: its endpoint), ungated and held, for iam.c. */
 cb_transfer *cb_request_submit_iam(cb_client *c, int kind, const char *path, const cb_kv *query, size_t nquery,
 				   cb_failure *f);
@@ -131,6 +137,8 @@ void cb_request_open(lua_State *L, int state, int module);
 typedef struct {
 	long long request_id;      /* the sign-in or project lookup in flight; 0: none */
 	int gating;                /* ... and the gate holds the other requests back until it is done */
+	long long probe_id;        /* the request that goes alone until the credentials are verified */
+	int verified;              /* a response showed that the service takes the credentials */
 	unsigned token_generation; /* counts the tokens this client has had */
 	time_t token_expires;      /* when the IAM token stops working (IAM users) */
 	time_t renew_after;        /* a renewal ahead of time failed: not again before this */
@@ -141,13 +149,23 @@ typedef struct {
 /* Before a request is submitted: 0 to go on (it may wait behind a sign-in that this starts), or
  * -1 with f while the client cools down after a credential failure. */
 int cb_iam_prepare(lua_State *L, cb_client *c, cb_failure *f);
+/* After: until a response has shown that the service takes the credentials, one request goes
+ * alone and the others wait at the gate (so that wrong credentials cost one refusal, not one per
+ * request in flight: the gateway locks an AK after 5). */
+void cb_iam_track(cb_client *c, cb_transfer *t);
 /* A finished sign-in or project lookup: its outcome taken in, the gate opened; when it failed,
  * every request waiting for it fails with its failure. Drops t. */
 void cb_iam_settle(lua_State *L, cb_client *c, cb_transfer *t);
 /* A request that failed (ctx->failure): renews the token and sends it again (1), or remembers a
  * credential failure and fails what is queued (0). */
 int cb_iam_refused(lua_State *L, cb_client *c, cb_transfer *t);
-/* Forgets a sign-in in flight (the engine it ran on is gone). */
+/* A request that is about to be delivered: what it says of the credentials. */
+void cb_iam_answered(cb_client *c, const cb_transfer *t);
+/* Whether request `id` is a sign-in or lookup, which cancel() leaves alone; and, after cancel(),
+ * the next request goes alone when the cancelled one was the request the others waited for. */
+int cb_iam_owns(const cb_client *c, long long id);
+void cb_iam_cancelled(cb_client *c, long long id);
+/* Forgets the sign-in and the lone request in flight (the engine they ran on is gone). */
 void cb_iam_reset(cb_client *c);
 
 /* ---- options.c: one descriptor table for every option of new() ---- */

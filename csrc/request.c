@@ -11,7 +11,6 @@
 
 #include "private.h"
 
-#define MAX_QUERY_PAIRS 256
 #define MAX_PATH_LEN 2048
 
 /* ---- input checks ---- */
@@ -133,8 +132,8 @@ static size_t collect_query(lua_State *L, int arg, cb_kv *kv)
 		} else if (lua_type(L, value) != LUA_TSTRING && lua_type(L, value) != LUA_TNUMBER) {
 			luaL_error(L, "query: values must be strings, numbers or booleans");
 		}
-		if (n == MAX_QUERY_PAIRS)
-			luaL_error(L, "query: more than %d pairs", MAX_QUERY_PAIRS);
+		if (n == CB_MAX_QUERY_PAIRS)
+			luaL_error(L, "query: more than %d pairs", CB_MAX_QUERY_PAIRS);
 		/* Anchor string copies: converting a number in place would confuse lua_next. */
 		lua_pushvalue(L, key);
 		lua_tostring(L, -1);
@@ -317,18 +316,19 @@ cb_transfer *cb_request_submit_record(cb_client *c, const request_ctx *ctx, int 
 	return submit_canonical(c, NULL, path, NULL, flags, ctx, f);
 }
 
-cb_transfer *cb_request_submit_get(lua_State *L, cb_client *c, int path_arg, int flags, request_ctx *ctx,
-				   cb_failure *f)
+size_t cb_request_check_get(lua_State *L, int path_arg, request_ctx *ctx, cb_kv *query, cb_failure *f)
 {
-	cb_kv query[MAX_QUERY_PAIRS];
-	size_t nquery;
-
 	memset(ctx, 0, sizeof *ctx);
 	ctx->kind = REQUEST_GET;
 	if (check_path(L, path_arg, ctx, f) != 0)
-		return NULL;
-	nquery = collect_query(L, path_arg + 1, query);
-	return submit_as_given(c, NULL, lua_tostring(L, path_arg), query, nquery, flags, ctx, f);
+		return (size_t)-1;
+	return collect_query(L, path_arg + 1, query);
+}
+
+cb_transfer *cb_request_submit_get(cb_client *c, const request_ctx *ctx, const char *path, const cb_kv *query,
+				   size_t nquery, int flags, cb_failure *f)
+{
+	return submit_as_given(c, NULL, path, query, nquery, flags, ctx, f);
 }
 
 cb_transfer *cb_request_submit_iam(cb_client *c, int kind, const char *path, const cb_kv *query, size_t nquery,
@@ -638,7 +638,7 @@ int cb_request_deliver(lua_State *L, cb_client *c, const cb_transfer *t)
  */
 static int module_sign(lua_State *L)
 {
-	cb_kv query[MAX_QUERY_PAIRS], headers[64];
+	cb_kv query[CB_MAX_QUERY_PAIRS], headers[64];
 	size_t nquery, nheaders = 0, ak_len, sk_len;
 	cb_sign_input in;
 	cb_sign_output out;

@@ -1064,6 +1064,17 @@ void cb_engine_gate(cb_engine *e, int closed)
 	e->gate_closed = closed;
 }
 
+cb_transfer *cb_engine_promote(cb_engine *e)
+{
+	cb_transfer *t;
+
+	for (t = e->queued.head; t != NULL && (t->flags & CB_UNGATED); t = t->next)
+		;
+	if (t)
+		t->flags |= CB_UNGATED;
+	return t;
+}
+
 size_t cb_engine_fail_queued(cb_engine *e, void (*fail)(cb_transfer *t, void *ctx), void *ctx)
 {
 	cb_transfer *t = e->queued.head;

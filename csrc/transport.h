@@ -136,6 +136,10 @@ size_t cb_engine_count(const cb_engine *engine, int held);
 /* The gate: while closed, only CB_UNGATED transfers start; the others wait in the queue. */
 void cb_engine_gate(cb_engine *engine, int closed);
 
+/* Lets the oldest queued transfer that the gate holds back through it (CB_UNGATED); returns it,
+ * or NULL when there is none. */
+cb_transfer *cb_engine_promote(cb_engine *engine);
+
 /* Finishes every queued transfer that the gate holds back, unsent, calling fail(t, ctx) on each
  * (to say why). Returns how many. */
 size_t cb_engine_fail_queued(cb_engine *engine, void (*fail)(cb_transfer *t, void *ctx), void *ctx);
