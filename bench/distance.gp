@@ -13,7 +13,7 @@ set yrange [0:*]
 set ylabel "time / limit (median; bars: min-max)"
 set xtics rotate by -25 scale 0
 set grid ytics
-set key top left box opaque
+set key outside top center horizontal
 set datafile separator whitespace
 set linetype 1 linecolor rgb "#1565c0"
 set linetype 2 linecolor rgb "#ef6c00"

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The benchmark of issue 6 (`make bench`): codeartsbuild against the server's ceiling (wrk) and the
-curl CLI, in one run, on one machine.
+"""The benchmark of issues 6 and 15 (`make bench`): codeartsbuild against the server's ceiling (wrk,
+h2load) and the curl CLI, over plain HTTP, over TLS, and over TLS at a distance, in one run, on one
+machine.
 
-    python3 bench/run.py [--runs 5] [--count 20000] [--wrk-seconds 2] [--only NAME ...]
+    python3 bench/run.py [--runs 3] [--count 20000] [--rtt 20 80] [--only PART|NAME ...]
 
 What it does, in order:
 
@@ -19,16 +20,22 @@ What it does, in order:
    CPU is thrown away and run again (`--retries`, within `--quiet-budget` seconds of waiting);
 4. measures `require "codeartsbuild"` + the first record_info on the warm server (fresh process
    each time), and the RSS of a records() walk over 100,000 builds;
-5. writes bench/RESULTS.md and bench/results.png (records/s against concurrency, gnuplot), and
-   the raw numbers of every run to build/bench/results.json (with --report elsewhere: the report,
-   the plot and the raw numbers go there instead).
+5. the TLS and distance parts (bench/distance.py): the clients over TLS on loopback, then through
+   the latency proxy at each --rtt: 1,000 builds at concurrency 16 and the first record of a fresh
+   process, with connections and handshakes from nginx's access log;
+6. writes bench/RESULTS.md, bench/results.png (records/s against concurrency, gnuplot) and
+   bench/distance.png, and the raw numbers of every run to build/bench/results.json (with --report
+   elsewhere: the report, the plots and the raw numbers go there instead).
+
+`--only PART ...` (plain, tls, distance) runs those parts; into the default report, the parts not
+run come from the last build/bench/results.json.
 
 Figures are medians over the runs. records/s: wrk's own count and duration; for curl, the
 process's wall time (start-up included: a few ms of a run of seconds); for codeartsbuild, the
 driver's measured loop (bench/client.lua; the client is made before the clock starts). Client CPU
 per record: the whole process (start-up included) divided by the records it got.
 
-nginx and every client stop when the script ends, fails or is interrupted.
+nginx, the proxy and every client stop when the script ends, fails or is interrupted.
 """
 
 import argparse
@@ -519,7 +526,7 @@ undecided.** Raw numbers of every run: `{display_path(ctx.raw_path)}`.
   (up to {ctx.quiet_wait:.0f} s) for both CPUs to be at most {ctx.quiet:.0%} busy with other work, and ran again any run
   during which other processes used more than {ctx.max_others:.0%} of CPU 0 or CPU 1: {sum(ctx.rejected.values())} runs were
   thrown away and run again, {loaded} were kept although disturbed (no retry left), {ctx.waited:.0f} s went in
-  waiting. In the runs kept, other processes used a median {statistics.median(others1):.0%} of CPU 1 (the client's)
+  waiting (in all parts). In the runs kept, other processes used a median {statistics.median(others1):.0%} of CPU 1 (the client's)
   and {statistics.median(others0):.0%} of CPU 0 (nginx's); per scenario in the table.
 - Still, the median spread (max - min) / median of a scenario's runs is {statistics.median(spreads):.0%}: {
     "the disturbed runs kept, and " if loaded else ""}rounds in which no other process used our CPUs but every
