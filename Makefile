@@ -272,21 +272,29 @@ docs: deps
 	$(LDOC) --testing --quiet .
 
 # ---------------------------------------------------------------------------------------------
-# Benchmarks (issue 6), not part of `make test`; bench/README.md says more.
-#   make bench         wrk, curl and codeartsbuild against nginx on this machine: bench/RESULTS.md
-#                      and bench/results.png (BENCH_FLAGS="--runs 3 ..." passes options to bench/run.py)
+# Benchmarks (issues 6 and 15), not part of `make test`; bench/README.md says more.
+#   make bench         wrk, h2load, curl and codeartsbuild against nginx on this machine, over plain
+#                      HTTP, over TLS, and over TLS through a latency proxy (20 and 80 ms round
+#                      trips): bench/RESULTS.md, bench/results.png, bench/distance.png; about 10
+#                      minutes (BENCH_FLAGS="--only distance ..." passes options to bench/run.py)
 #   make bench-micro   callgrind instruction counts of signing one request and decoding and
 #                      normalising one record (BENCH_MICRO_FLAGS="--annotate --time")
 BENCH_DEB_PACKAGES := $(LUA) $(LUA_DEV) lua-cjson lua-system python3 curl nginx-light wrk gnuplot-nox time \
-	valgrind
+	valgrind nghttp2-client openssl
 BENCH_MICRO := $(BUILD)/bench/micro
+# The distance bench's latency proxy (one for every Lua build: it does not link Lua).
+LATENCY_PROXY := build/bench/latency_proxy
 
 .PHONY: bench bench-micro
 
 bench:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(LATENCY_PROXY)
 	python3 bench/run.py $(BENCH_FLAGS)
+
+$(LATENCY_PROXY): bench/latency_proxy.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=c99 $(WARNINGS) -o $@ $<
 
 bench-micro:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
