@@ -148,11 +148,11 @@ static void exchange_failure(lua_State *L, cb_transfer *t, const char *what, cb_
 
 	if (cb_request_settle_failure(L, t)) {
 		*f = ctx->failure;
-		/* Unreachable or slow IAM is a network matter; anything else it says is about the credentials. */
-		if (strcmp(f->kind, "timeout") != 0 && strcmp(f->kind, "network") != 0)
-			f->kind = "auth";
-		else
+		/* Unreachable, slow, busy or failing IAM says nothing of the credentials; a refusal does. */
+		if (strcmp(f->kind, "timeout") == 0)
 			f->kind = "network";
+		else if (!f->retryable && strcmp(f->kind, "network") != 0 && strcmp(f->kind, "tls") != 0)
+			f->kind = "auth";
 		cb_failure_prefix(f, "%s: ", what);
 	} else {
 		cb_failure_init(f);
