@@ -24,6 +24,19 @@ M.job_ids = {
   no_status = "f00df00df00df00df00df00df00df00d",
 }
 
+--- The keys of stats().by_route (method and path template) for each route the emulator serves;
+-- anything else counts under "other".
+M.routes = {
+  record_info_v3 = "GET /v3/jobs/{job_id}/{build_no}/record-info",
+  record_info_v4 = "GET /v4/jobs/{job_id}/{build_no}/record-info",
+  record_info_v1 = "GET /v1/record/{job_id}/{build_no}/record-info",
+  running_status = "GET /v1/job/{job_id}/running-status",
+  history = "GET /v3/jobs/{job_id}/history",
+  status = "GET /v3/jobs/{job_id}/status",
+  iam_tokens = "POST /v3/auth/tokens",
+  iam_projects = "GET /v3/projects",
+}
+
 -- The emulator's credentials: field name, environment variable, default (the same as emulator.py's).
 local CREDENTIALS = {
   { "ak", "EMU_AK", "EMUAKQTWAOYTTINDUT2Q" },
@@ -274,6 +287,23 @@ function Emulator:clear_faults()
   self:_control_json("DELETE", "/__emulator/faults")
 end
 
+--- Clear the counters only (fault rules, settings and started builds stay).
+function Emulator:reset_stats()
+  self:_control_json("POST", "/__emulator/reset-stats")
+end
+
+--- The settings in force: {errors =, missing_build =, retire_v3 =, retire_v4 =, gzip =, running_has_more =}.
+function Emulator:settings()
+  return self:_control_json("GET", "/__emulator/settings").settings
+end
+
+--- Change settings at run time (all or nothing; raises on a bad name or value); returns the settings
+-- now in force. reset() restores the start values.
+function Emulator:configure(changes)
+  assert(type(changes) == "table", "configure: changes must be a table")
+  return self:_control_json("POST", "/__emulator/settings", json_lib().encode(changes)).settings
+end
+
 --- The result object v3 sends for a build (JSON null stays cjson.null), or nil, HTTP status.
 function Emulator:expected(job_id, build_no)
   local status, text = self:_control("GET", ("/__emulator/record/%s/%s"):format(job_id, tostring(build_no)))
@@ -326,6 +356,7 @@ end
 -- start
 
 local SERVER_CERTS = { server = true, expired = true, wronghost = true, other = true }
+local SETTING_NAMES = { "errors", "missing_build", "retire_v3", "retire_v4", "gzip", "running_has_more" }
 
 --- Start an emulator and wait until it listens. Options (all optional):
 --   tls (boolean), spelling ("camel"|"snake"), seed, retire_v3, clock_offset (seconds), env (EMU_* values),
@@ -374,8 +405,25 @@ function M.start(opts)
     "--ready-file", dir .. "/ready.json",
     "--parent-pid", ("%d"):format(opts.parent_pid or lua_pid()), "--spelling", spelling,
     "--seed", ("%d"):format(emu.seed), "--max-lifetime", tostring(opts.max_lifetime or 3600) }
-  if opts.retire_v3 then
-    args[#args + 1] = "--retire-v3"
+  for _, name in ipairs({ "retire_v3", "retire_v4" }) do
+    local value = opts[name]
+    if value == true then
+      value = "gateway"
+    end
+    if value then
+      args[#args + 1] = "--set"
+      args[#args + 1] = name .. "=" .. tostring(value)
+    end
+  end
+  for _, name in ipairs(SETTING_NAMES) do
+    if opts[name] ~= nil and name ~= "retire_v3" and name ~= "retire_v4" then
+      args[#args + 1] = "--set"
+      args[#args + 1] = name .. "=" .. tostring(opts[name])
+    end
+  end
+  for name, value in pairs(opts.settings or {}) do
+    args[#args + 1] = "--set"
+    args[#args + 1] = name .. "=" .. tostring(value)
   end
   if opts.token_lifetime then
     args[#args + 1] = "--token-lifetime"

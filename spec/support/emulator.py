@@ -52,6 +52,7 @@ Control paths (no authentication, JSON in and out):
 
 import argparse
 import calendar
+import copy
 import hashlib
 import hmac
 import http.server
@@ -620,15 +621,24 @@ def render_record(record, spelling, api):
 # --------------------------------------------------------------------------------------------------
 # Routes and error bodies
 
-Route = namedtuple("Route", "kind api job_id build_no")
+Route = namedtuple("Route", "kind api job_id build_no family template record_id")
+Route.__new__.__defaults__ = (None, None, None)
 
+# Envelope families (SERVICE-CONTRACTS §1.2): "A" {status, error, result} (v1/v4 and some v3 ops),
+# "B" {success, message, err_code, result} (v3 record-info only), "C" bare (v3 history, status,
+# history-details), "D" a file (log downloads).
 API_ROUTES = (
-    (re.compile(r"^/v3/jobs/([^/]+)/([^/]+)/record-info$"), "record-info", "v3"),
-    (re.compile(r"^/v4/jobs/([^/]+)/([^/]+)/record-info$"), "record-info", "v4"),
-    (re.compile(r"^/v1/record/([^/]+)/([^/]+)/record-info$"), "record-info", "v1"),
-    (re.compile(r"^/v1/job/([^/]+)/running-status$"), "running-status", "v1"),
-    (re.compile(r"^/v3/jobs/([^/]+)/history$"), "history", "v3"),
-    (re.compile(r"^/v3/jobs/([^/]+)/status$"), "status", "v3"),
+    # pattern, kind, api, family, template (the key of stats' by_route, after the method)
+    (re.compile(r"^/v3/jobs/([^/]+)/([^/]+)/record-info$"), "record-info", "v3", "B",
+     "/v3/jobs/{job_id}/{build_no}/record-info"),
+    (re.compile(r"^/v4/jobs/([^/]+)/([^/]+)/record-info$"), "record-info", "v4", "A",
+     "/v4/jobs/{job_id}/{build_no}/record-info"),
+    (re.compile(r"^/v1/record/([^/]+)/([^/]+)/record-info$"), "record-info", "v1", "A",
+     "/v1/record/{job_id}/{build_no}/record-info"),
+    (re.compile(r"^/v1/job/([^/]+)/running-status$"), "running-status", "v1", "A",
+     "/v1/job/{job_id}/running-status"),
+    (re.compile(r"^/v3/jobs/([^/]+)/history$"), "history", "v3", "C", "/v3/jobs/{job_id}/history"),
+    (re.compile(r"^/v3/jobs/([^/]+)/status$"), "status", "v3", "C", "/v3/jobs/{job_id}/status"),
 )
 PATH_KINDS = ("record-info", "running-status", "history", "status", "iam", "other")
 IAM_TOKENS_PATH = "/v3/auth/tokens"
@@ -638,13 +648,20 @@ INT32_MAX = 2147483647
 
 
 def route_for(path):
-    for pattern, kind, api in API_ROUTES:
+    if path in (IAM_TOKENS_PATH, IAM_PROJECTS_PATH):
+        return Route("iam", "v3", None, None, None, path)
+    for pattern, kind, api, family, template in API_ROUTES:
         match = pattern.match(path)
         if match:
             groups = match.groups()
-            return Route(kind, api, groups[0], groups[1] if len(groups) > 1 else None)
+            return Route(kind, api, groups[0], groups[1] if len(groups) > 1 else None, family, template)
     version = re.match(r"^/(v[0-9]+)/", path)
     return Route("other", version.group(1) if version else None, None, None)
+
+
+def route_key(method, route):
+    """The key a request counts under in stats' by_route: "GET /v1/job/{job_id}/running-status", or "other"."""
+    return "%s %s" % (method, route.template) if route.template else "other"
 
 
 def parse_int(text, lowest, highest):
@@ -663,10 +680,175 @@ def error_body(code, message):
     return {"error_code": code, "error_msg": message}
 
 
-NOT_PUBLISHED = error_body("APIGW.0101", "The API does not exist or has not been published in the environment")
-INVALID_PARAM = error_body("CB.00060200", "Invalid param")
-RECORD_NOT_FOUND = error_body("CB.00062001", "build record not found")
+# --------------------------------------------------------------------------------------------------
+# Error contracts
+#
+# Two sets, chosen by the "errors" setting (see SETTINGS):
+#
+# * "legacy" (the default until the client understands the real ones): the emulator's first answers.
+#   A missing job or build is 404 CB.00062001 on every route, the gateway's codes are spelled APIGW.
+#   (the signing guide's spelling, API-NOTES §6) in a two-field body, a non-GET is 405. CB.00062001,
+#   CB.00060403 and CB.00060500 are the emulator's own placeholders: no source documents them.
+# * "real": what SERVICE-CONTRACTS.md says the service and its gateway answer, each rule below with
+#   its source. Where the reference marks a behaviour unknown (?), the emulator picks one, says so,
+#   and where cheap lets a setting choose another.
+
+LEGACY_NOT_PUBLISHED = error_body("APIGW.0101", "The API does not exist or has not been published in the environment")
+NOT_PUBLISHED = LEGACY_NOT_PUBLISHED  # the legacy name, kept for importers
+INVALID_PARAM = error_body("CB.00060200", "Invalid param")  # DOC EN:ErrorCode, DEF ErrorResponseBody
+RECORD_NOT_FOUND = error_body("CB.00062001", "build record not found")  # legacy placeholder, no source
+# SERVICE-CONTRACTS has no row for a project id that does not match the token: this nested shape
+# (API-NOTES §6: gateway errors "sometimes nested as {"error": {"code", "message"}}") and its code are
+# the emulator's choice in both modes (?).
 WRONG_PROJECT = {"error": {"code": "APIGW.0306", "message": "project id does not match the token"}}
+
+# Codes with their documented HTTP status and meaning (SERVICE-CONTRACTS §8.2, §8.3). The messages
+# are the emulator's wording of the documented meaning (the exact service texts are not recorded).
+# (status, message, sources)
+SERVICE_CODES = {
+    "CB.00060100": (500, "Network busy, please try again later", "DOC EN:ErrorCode"),
+    "CB.00060101": (500, "Internal service error", "DOC EN:ErrorCode"),
+    "CB.00060200": (400, "Invalid param", "DOC EN:ErrorCode, DEF"),
+    "CB.00060201": (400, "Invalid task ID", "DOC EN:ErrorCode"),
+    "CB.00060202": (400, "Invalid service ID", "DOC EN:ErrorCode"),
+    "CB.00060203": (400, "Invalid file name", "DOC EN:ErrorCode"),
+    # 500 in the English list, 400 in the Chinese one (DOC EN:ErrorCode vs ZH:ErrorCode): 500 here,
+    # a rule's "status" picks 400.
+    "CB.00060211": (500, "Too many requests, please try again later", "DOC EN:ErrorCode (ZH: 400)"),
+    "CB.00060212": (400, "The uploaded file is empty", "DOC EN:ErrorCode"),
+    "CB.00060213": (400, "Too many files in one upload", "DOC EN:ErrorCode"),
+    "CB.00060214": (404, "URL not found", "DOC EN:ErrorCode"),
+    "DEVCB.00031006": (422, "The job does not exist", "LIVE, TF"),
+    "CB.00031006": (422, "The job does not exist", "LIVE"),
+    "CB.00031059": (403, "The task has not been built yet or its build history was deleted", "LIVE"),
+    "CB.00030004": (500, "Calling the Octopus service failed", "LIVE"),
+    "DEVCB.00030000": (422, "Request failed", "LIVE"),
+    "DEV.CB.032011": (400, "Invalid task id", "LIVE"),
+    "DEV.CB.032302": (400, "The task state was refreshed, reload and retry", "LIVE"),
+    "CB.00031105": (400, "The query window exceeds 31 days", "LIVE (HTTP status not recorded: 400 is a guess)"),
+    "APIG.0101": (404, "The API does not exist or has not been published in the environment",
+                  "DOC signing-guide error table, LIVE"),
+    "APIG.0201": (502, "Backend unavailable", "DOC signing-guide error table, APIG product table"),
+    "APIG.0301": (401, "Incorrect IAM authentication information", "DOC APIG FAQ (401 itself is ?)"),
+    "APIG.0303": (401, "Incorrect app authentication information", "DOC APIG FAQ (HTTP status ?)"),
+    "APIG.0308": (429, "The throttling threshold has been reached: policy user over ratelimit,limit:20,time:1 second",
+                  "DOC OCE/OCR FAQ"),
+}
+for _name in ("APIG.0101", "APIG.0201", "APIG.0301", "APIG.0303", "APIG.0308"):
+    SERVICE_CODES["APIGW." + _name[5:]] = SERVICE_CODES[_name]  # the signing guide's spelling
+
+
+def coded_error(code, request_id, message=None):
+    """A documented error body for code: E2 {error_code, error_msg, request_id} for a gateway code
+    (SERVICE-CONTRACTS §8.1 E2: the gateway's bodies carry request_id), else E1 {error_code, error_msg}
+    (§8.1 E1: DOC EN:ErrorCode, DEF ErrorResponseBody)."""
+    if message is None:
+        message = SERVICE_CODES.get(code, (0, "Error", ""))[1]
+    body = error_body(code, message)
+    if code.startswith("APIG"):
+        body["request_id"] = request_id
+    return body
+
+
+class Contract:
+    """The error answers of one request, as the "errors" setting and the other settings choose them."""
+
+    def __init__(self, settings, request_id):
+        self.settings = settings
+        self.real = settings["errors"] == "real"
+        self.request_id = request_id
+
+    def gateway(self, suffix, message=None, status=None):
+        """A gateway error (SERVICE-CONTRACTS §8.3): real: APIG.<suffix> in the E2 body with request_id
+        (§8.1 E2: "the code prefix in bodies is APIG."); legacy: APIGW.<suffix> in two fields."""
+        code = ("APIG." if self.real else "APIGW.") + suffix
+        default_status, default_message, _ = SERVICE_CODES[code]
+        body = error_body(code, message or default_message)
+        if self.real:
+            body["request_id"] = self.request_id
+        return Response(status or default_status, body)
+
+    def not_published(self):
+        # §8.3: APIG.0101 / 404 "API not found or not published (or wrong method)" (DOC, LIVE).
+        return self.gateway("0101")
+
+    def wrong_method(self):
+        if self.real:
+            # §8.3: the gateway answers a wrong method like an unknown API: 404 APIG.0101 (DOC).
+            return self.not_published()
+        return Response(405, error_body("CB.00060405", "Method not allowed: use GET"), {"Allow": "GET"})
+
+    def auth_failure(self, reason):
+        # §8.3: APIG.0301 for a missing/invalid/expired token, an AK/SK signature mismatch or an
+        # unknown AK (DOC APIG FAQ); its HTTP status 401 is expected but not confirmed (?).
+        return self.gateway("0301", "Incorrect IAM authentication information: " + reason)
+
+    def missing_job(self, route):
+        """A job (or record id) that does not exist."""
+        if not self.real:
+            return Response(404, RECORD_NOT_FOUND)
+        if route.api == "v3":
+            # §8.2: 422 CB.00031006 on v3 routes (LIVE: history-details, real-time-log; the other v3
+            # routes the emulator serves answer the same by analogy, ?).
+            return Response(422, coded_error("CB.00031006", self.request_id))
+        # §8.2: 422 DEVCB.00031006 on v1 routes (LIVE: config, record info, full-stages, list, analysis,
+        # ...; TF maps exactly this to "not found"). The other v1 routes and the v4 ones answer the
+        # same here by analogy (?).
+        return Response(422, coded_error("DEVCB.00031006", self.request_id))
+
+    def missing_build(self, route):
+        """A build number that does not exist on an existing job (never run, deleted, or not yet)."""
+        if not self.real:
+            return Response(404, RECORD_NOT_FOUND)
+        if route.kind == "history-details":
+            # §8.2: 403 CB.00031059 "not built yet or history deleted" (LIVE, v3 history-details).
+            return Response(403, coded_error("CB.00031059", self.request_id))
+        # Everywhere else (record-info v1/v3/v4 above all) the live answer is unknown (§8.2, §11 ?):
+        # the "missing_build" setting picks one. Its default, "403", is the reference's best guess: the
+        # only build-level answer observed live is CB.00031059, whose meaning covers this case.
+        choice = self.settings["missing_build"]
+        if choice == "403":
+            return Response(403, coded_error("CB.00031059", self.request_id))
+        if choice == "422":
+            code = "CB.00031006" if route.api == "v3" else "DEVCB.00031006"
+            return Response(422, coded_error(code, self.request_id))
+        if choice == "404":
+            return Response(404, RECORD_NOT_FOUND)  # "404 with any code" (§11); this code is a placeholder
+        # "empty" / "absent": HTTP 200 in the route's success envelope with an empty or no result.
+        if route.family == "B":
+            payload = {"success": True, "message": "", "err_code": ""}
+        elif route.family == "A":
+            payload = {"status": "success", "error": None}
+        else:
+            payload = {}
+        if choice == "empty":
+            payload["result"] = {}
+        return Response(200, payload)
+
+    def retired_at_backend(self):
+        # §8.2: 404 CB.00060214 "URL not found (invalid URL path)" is the backend's answer to a path it
+        # does not serve (DOC EN:ErrorCode); a route removed behind a gateway that still publishes it
+        # would answer so (an inference: no source observed a retirement).
+        return Response(404, coded_error("CB.00060214", self.request_id))
+
+    def default_status_body(self, status):
+        """The error body a fault rule sends with status when it gives none."""
+        if status < 400:
+            return ""
+        if self.real:
+            # The documented code for that status where one exists (§8.2, §8.3), else a placeholder
+            # EMU.<status> that no client can mistake for a real code.
+            known = {400: "CB.00060200", 401: "APIG.0301", 404: "CB.00060214", 413: "APIG.0201",
+                     414: "APIG.0201", 429: "APIG.0308", 500: "CB.00060101", 502: "APIG.0201",
+                     504: "APIG.0201"}
+            if status in known:
+                return coded_error(known[status], self.request_id)
+            try:
+                phrase = HTTPStatus(status).phrase
+            except ValueError:
+                phrase = "Error"
+            return error_body("EMU.%d" % status, phrase)
+        return default_status_body(status)
 
 
 def auth_failure(reason):
@@ -674,7 +856,7 @@ def auth_failure(reason):
 
 
 def default_status_body(status):
-    """The error body a fault rule sends with status when it gives none."""
+    """The legacy error body a fault rule sends with status when it gives none."""
     if status < 400:
         return ""
     known = {
@@ -695,6 +877,65 @@ def default_status_body(status):
 
 
 # --------------------------------------------------------------------------------------------------
+# Settings: what a test may switch, at start (command line, EMU_<NAME> environment variable) and at
+# run time (POST /__emulator/settings). POST /__emulator/reset restores the start values.
+
+SETTINGS = (
+    # name, choices (the first is the default), what it selects
+    ("errors", ("legacy", "real"), "the error contract: the emulator's old answers or the real ones"),
+    ("missing_build", ("403", "422", "404", "empty", "absent"),
+     "real mode: a missing build where the live answer is unknown (record-info, logs, step status)"),
+    ("retire_v3", ("off", "gateway", "backend"),
+     "v3 retired: gateway = 404 APIG(W).0101 before authentication, backend = 404 CB.00060214 after"),
+    ("retire_v4", ("off", "gateway", "backend"), "the same for v4"),
+    ("gzip", (False, True), "log downloads honour Accept-Encoding: gzip"),
+    ("running_has_more", (True, False), "real-time logs of a running build say more data is coming"),
+)
+SETTING_CHOICES = {name: choices for name, choices, _ in SETTINGS}
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def normalise_setting(name, value):
+    """The canonical value of a setting, or ValueError."""
+    if name not in SETTING_CHOICES:
+        raise ValueError("unknown setting %r (known: %s)" % (name, ", ".join(SETTING_CHOICES)))
+    choices = SETTING_CHOICES[name]
+    if isinstance(choices[0], bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in TRUE_WORDS:
+            return True
+        if isinstance(value, str) and value.lower() in FALSE_WORDS:
+            return False
+    else:
+        if name.startswith("retire_") and isinstance(value, bool):
+            value = "gateway" if value else "off"
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and value in choices:
+            return value
+    raise ValueError("%s must be one of %s" % (name, ", ".join(str(c).lower() for c in choices)))
+
+
+def start_settings(options, environ):
+    """Defaults, then EMU_<NAME> variables, then the command line."""
+    settings = {name: choices[0] for name, choices, _ in SETTINGS}
+    for name in settings:
+        value = environ.get("EMU_" + name.upper())
+        if value is not None and value != "":
+            settings[name] = normalise_setting(name, value)
+    for name in settings:
+        value = getattr(options, name, None)
+        if value is not None:
+            settings[name] = normalise_setting(name, value)
+    for item in getattr(options, "set", None) or ():
+        name, _, value = item.partition("=")
+        settings[name] = normalise_setting(name, value)
+    return settings
+
+
+# --------------------------------------------------------------------------------------------------
 # Fault rules
 
 
@@ -706,19 +947,26 @@ class FaultRule:
     """One fault rule (POST /__emulator/faults {"rules": [...]}).
 
     Matching (all optional): path_contains (substring of the path), job_id, build_no (int or list of
-    ints), api ("v3", "v4", "v1"). times: applies to the first N matching requests, then is spent.
-    every: applies to every Nth matching request (the others fall through to later rules). The first
-    live rule that matches and applies wins.
+    ints), api ("v3", "v4", "v1"), kind (the path kind of stats' by_path_kind: "record-info",
+    "real-time-log", "iam", ...). On the routes named by a record id (full-stages, download-log)
+    job_id and build_no are those of the record. times: applies to the first N matching requests,
+    then is spent. every: applies to every Nth matching request (the others fall through to later
+    rules). The first live rule that matches and applies wins.
 
     Actions: status (status, body, headers), delay (seconds), reset, truncate, cut, malformed (body),
-    huge (bytes), deep (depth), api_fail (code, message), body (body, content_type),
-    headers (headers). "headers" is also honoured by the other actions that send a response.
+    huge (bytes), deep (depth), api_fail (code, message, envelope, error_as, encode_twice),
+    error (code, status, message, encode_twice), result (value: absent = no result), field (field,
+    value or json), body (body, content_type), headers (headers). "headers" is also honoured by the
+    other actions that send a response. See send_fault for what each sends.
     """
 
     ACTIONS = ("status", "delay", "reset", "truncate", "cut", "malformed", "huge", "deep", "api_fail",
-               "body", "headers")
-    KEYS = {"action", "path_contains", "job_id", "build_no", "api", "times", "every", "status", "body",
-            "headers", "seconds", "bytes", "depth", "code", "message", "content_type", "comment"}
+               "error", "result", "field", "body", "headers")
+    # Actions that shape the normal answer instead of replacing it.
+    SHAPING = ("delay", "headers", "truncate", "cut", "result", "field")
+    KEYS = {"action", "path_contains", "job_id", "build_no", "api", "kind", "times", "every", "status", "body",
+            "headers", "seconds", "bytes", "depth", "code", "message", "content_type", "comment",
+            "envelope", "error_as", "encode_twice", "value", "json", "field"}
 
     def __init__(self, spec):
         if not isinstance(spec, dict):
@@ -734,6 +982,9 @@ class FaultRule:
         self.api = self._optional(spec, "api", str)
         if self.api not in (None, "v1", "v3", "v4"):
             raise RuleError("api must be v1, v3 or v4")
+        self.kind = self._optional(spec, "kind", str)
+        if self.kind is not None and self.kind not in PATH_KINDS:
+            raise RuleError("kind must be one of %s" % ", ".join(PATH_KINDS))
         build_no = spec.get("build_no")
         if build_no is None:
             self.build_nos = None
@@ -748,6 +999,7 @@ class FaultRule:
         self.status = spec.get("status", 500 if self.action == "status" else 200)
         if not self._is_int(self.status) or not 200 <= self.status <= 599:
             raise RuleError("status must be an integer from 200 to 599")
+        self.status_given = "status" in spec
         self.body = spec.get("body")
         self.content_type = self._optional(spec, "content_type", str)
         self.headers = self._headers(spec.get("headers"))
@@ -758,6 +1010,26 @@ class FaultRule:
         self.depth = self._positive(spec, "depth") or 10000
         self.code = self._optional(spec, "code", str)
         self.message = self._optional(spec, "message", str)
+        if self.action == "error" and not self.code:
+            raise RuleError("an error rule needs a code")
+        self.envelope = self._optional(spec, "envelope", str)
+        if self.envelope not in (None, "E3", "E4"):
+            raise RuleError("envelope must be E3 or E4")
+        self.error_as = self._optional(spec, "error_as", str) or "object"
+        if self.error_as not in ("object", "string"):
+            raise RuleError("error_as must be object or string")
+        self.encode_twice = spec.get("encode_twice", False)
+        if not isinstance(self.encode_twice, bool):
+            raise RuleError("encode_twice must be a boolean")
+        self.has_value = "value" in spec
+        self.value = spec.get("value")
+        self.raw_json = self._optional(spec, "json", str)
+        self.field = self._optional(spec, "field", str)
+        if self.action == "field":
+            if not self.field or any(not part for part in self.field.split(".")):
+                raise RuleError('a field rule needs a field such as "result.last_build_no"')
+            if not self.has_value and self.raw_json is None:
+                raise RuleError("a field rule needs a value or json")
         self.seen = 0
         self.applied = 0
 
@@ -810,6 +1082,8 @@ class FaultRule:
             return False
         if self.api is not None and self.api != route.api:
             return False
+        if self.kind is not None and self.kind != route.kind:
+            return False
         if self.build_nos is not None and parse_positive_int(route.build_no) not in self.build_nos:
             return False
         return True
@@ -824,19 +1098,21 @@ class FaultRule:
 
 
 class State:
-    """Counters and fault rules, shared by the connection threads and guarded by one lock.
+    """Counters, fault rules and settings, shared by the connection threads and guarded by one lock.
 
     A connection counts in ``connections`` once per generation (a reset starts a new one), on its
     first API request, so that control calls never count and a kept-alive connection counts again
     after a reset.
     """
 
-    def __init__(self):
+    def __init__(self, settings=None):
         self.lock = threading.Lock()
         self.issued_tokens = {}  # token -> expiry (epoch seconds), from the IAM emulation
         self.active = 0
         self.rules = []
         self.generation = 0
+        self.initial_settings = dict(settings or {name: choices[0] for name, choices, _ in SETTINGS})
+        self.settings = dict(self.initial_settings)
         self._clear_counters()
 
     def _clear_counters(self):
@@ -847,24 +1123,43 @@ class State:
         self.peak = self.active
         self.by_status = {}
         self.by_path_kind = dict.fromkeys(PATH_KINDS, 0)
+        self.by_route = {}
         self.last = None
 
     def reset(self):
+        """Counters, fault rules and settings as at start."""
         with self.lock:
             self._clear_counters()
             self.rules = []
+            self.settings = dict(self.initial_settings)
+
+    def reset_stats(self):
+        with self.lock:
+            self._clear_counters()
+
+    def current_settings(self):
+        with self.lock:
+            return dict(self.settings)
+
+    def update_settings(self, changes):
+        """Apply {name: value}; all or nothing. Returns the settings now in force."""
+        normalised = {name: normalise_setting(name, value) for name, value in changes.items()}
+        with self.lock:
+            self.settings.update(normalised)
+            return dict(self.settings)
 
     def count_accepted(self):
         with self.lock:
             self.accepted += 1
 
-    def begin_api(self, kind, last, connection_generation):
+    def begin_api(self, kind, key, last, connection_generation):
         """Count an API request; returns the counter generation its connection is now counted in."""
         with self.lock:
             if connection_generation != self.generation:
                 self.connections += 1
             self.requests += 1
             self.by_path_kind[kind] += 1
+            self.by_route[key] = self.by_route.get(key, 0) + 1
             self.last = last
             self.active += 1
             self.peak = max(self.peak, self.active)
@@ -906,7 +1201,7 @@ class State:
                 "requests": self.requests, "connections": self.connections, "accepted": self.accepted,
                 "active": self.active,
                 "peak_concurrency": self.peak, "by_status": dict(self.by_status),
-                "by_path_kind": dict(self.by_path_kind), "last": self.last,
+                "by_path_kind": dict(self.by_path_kind), "by_route": dict(self.by_route), "last": self.last,
             }
 
     def issue_token(self, lifetime):
@@ -952,6 +1247,7 @@ class Response:
 
     def __init__(self, status, payload, headers=None):
         self.status = status
+        self.payload = payload
         self.body = encode_json(payload)
         self.headers = dict(headers or {})
 
@@ -961,11 +1257,11 @@ class EmulatorServer(http.server.ThreadingHTTPServer):
     request_queue_size = 128
     allow_reuse_address = True
 
-    def __init__(self, options, credentials, ssl_context):
+    def __init__(self, options, credentials, ssl_context, settings=None):
         self.options = options
         self.credentials = credentials
         self.ssl_context = ssl_context
-        self.state = State()
+        self.state = State(settings)
         self.dataset = DataSet(options.seed)
         super().__init__(("127.0.0.1", options.port), EmulatorHandler)
 
@@ -1121,6 +1417,21 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
         elif path == "/__emulator/reset" and method == "POST":
             state.reset()
             self.send_json(200, {"ok": True})
+        elif path == "/__emulator/reset-stats" and method == "POST":
+            state.reset_stats()
+            self.send_json(200, {"ok": True})
+        elif path == "/__emulator/settings" and method == "GET":
+            self.send_json(200, {"settings": state.current_settings()})
+        elif path == "/__emulator/settings" and method == "POST":
+            try:
+                changes = json.loads(body.decode("utf-8") or "null")
+                if not isinstance(changes, dict):
+                    raise ValueError('the body must be {"name": value, ...}')
+                settings = state.update_settings(changes)
+            except (ValueError, UnicodeDecodeError) as err:
+                self.send_json(400, {"ok": False, "error": str(err)})
+                return
+            self.send_json(200, {"ok": True, "settings": settings})
         elif path == "/__emulator/faults" and method == "GET":
             self.send_json(200, {"rules": state.rules_snapshot()})
         elif path == "/__emulator/faults" and method == "POST":
@@ -1150,7 +1461,8 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
                 self.send_json(200, render_record(found, self.server.options.spelling, "v3"))
             else:
                 self.send_json(404, RECORD_NOT_FOUND)
-        elif path in ("/__emulator/stats", "/__emulator/reset", "/__emulator/faults", "/__emulator/jobs") or record:
+        elif path in ("/__emulator/stats", "/__emulator/reset", "/__emulator/faults", "/__emulator/jobs",
+                      "/__emulator/reset-stats", "/__emulator/settings", "/__emulator/expire-tokens") or record:
             self.send_json(405, {"ok": False, "error": "method not allowed"})
         else:
             self.send_json(404, {"ok": False, "error": "unknown control path"})
@@ -1158,18 +1470,19 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
     # API paths ------------------------------------------------------------------------------------
     def handle_api(self, path, query, body):
         route = route_for(path)
-        if path in (IAM_TOKENS_PATH, IAM_PROJECTS_PATH):
-            route = Route("iam", "v3", None, None)
         state = self.server.state
         self.counted_in_generation = state.begin_api(
-            route.kind, {"method": self.command, "path": path, "query": query, "headers": self.received_headers()},
+            route.kind, route_key(self.command, route),
+            {"method": self.command, "path": path, "query": query, "headers": self.received_headers()},
             self.counted_in_generation)
         self.counts_status = True
+        self.contract = Contract(state.current_settings(), self.request_id)
         try:
+            route = self.resolve_record_route(route, query)
             rule = state.pick_fault(path, route)
             if rule is not None and rule.action == "delay":
                 time.sleep(rule.seconds)
-            if rule is None or rule.action in ("delay", "headers", "truncate", "cut"):
+            if rule is None or rule.action in FaultRule.SHAPING:
                 response = self.api_response(path, query, body, route)
                 self.send_api_response(response, rule)
             else:
@@ -1177,12 +1490,19 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
         finally:
             state.end_api()
 
+    def resolve_record_route(self, route, query):
+        """The route with job_id and build_no filled in where the path does not carry them, so that
+        fault rules match on them: the record's job and build for record-id routes."""
+        return route
+
     def send_api_response(self, response, rule):
-        """The normal answer, shaped by a truncate, cut or headers rule when one applies."""
+        """The normal answer, shaped by a truncate, cut, headers, result or field rule when one applies."""
         headers = dict(response.headers)
         if rule is not None:
             headers.update(rule.headers)
         body = response.body
+        if rule is not None and rule.action in ("result", "field"):
+            body = self.shaped_body(response, rule)
         if rule is not None and rule.action == "truncate":
             body = body[:len(body) // 2]
         elif rule is not None and rule.action == "cut":
@@ -1193,6 +1513,32 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
             return
         self.send_bytes(response.status, body, headers=headers)
 
+    @staticmethod
+    def shaped_body(response, rule):
+        """A 2xx JSON object answer with its result replaced or removed (result rules) or one field set
+        (field rules; json = raw JSON text, sent as it is). Other answers go unchanged."""
+        if not (200 <= response.status < 300 and isinstance(response.payload, dict)):
+            return response.body
+        payload = copy.deepcopy(response.payload)
+        if rule.action == "result":
+            if rule.has_value:
+                payload["result"] = rule.value
+            else:
+                payload.pop("result", None)
+            return encode_json(payload)
+        parts = rule.field.split(".")
+        parent = payload
+        for part in parts[:-1]:
+            if not isinstance(parent.get(part), dict):
+                parent[part] = {}
+            parent = parent[part]
+        if rule.raw_json is None:
+            parent[parts[-1]] = rule.value
+            return encode_json(payload)
+        marker = "@@emulator-raw-%s@@" % uuid.uuid4().hex
+        parent[parts[-1]] = marker
+        return encode_json(payload).replace(encode_json(marker), rule.raw_json.encode("utf-8"))
+
     def send_fault(self, rule, route):
         action, headers = rule.action, rule.headers
         if action == "reset":
@@ -1200,7 +1546,7 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
             self.reset_connection()
         elif action in ("status", "malformed", "body"):
             default_body, default_type = {
-                "status": (default_status_body(rule.status), JSON_TYPE),
+                "status": (self.contract.default_status_body(rule.status), JSON_TYPE),
                 "malformed": ("<html><body>Bad Gateway</body></html>", "text/html"),
                 "body": ("", JSON_TYPE),
             }[action]
@@ -1213,15 +1559,37 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
             raw = b'{"success": true, "result": ' + b"[" * rule.depth + b"]" * rule.depth + b"}"
             self.send_bytes(rule.status, raw, headers=headers)
         elif action == "api_fail":
+            # E3 {status: "fail", error, result} (SERVICE-CONTRACTS §8.1: family A routes, v1/v4) or
+            # E4 {success: false, err_code, message, result} (family B, v3 record-info; the bare v3
+            # routes have no documented failure envelope: E4 there too, the emulator's choice).
+            # error_as "string": the inner error as a string (the SDK models type it string on some
+            # operations, DEF examples show "error": "error_message"); its content is then the message.
             code = rule.code or "CB.00060500"
             message = rule.message or "Internal error"
-            if route.api in ("v1", "v4"):
-                payload = {"status": "fail", "error": error_body(code, message), "result": None}
+            envelope = rule.envelope or ("E3" if route.api in ("v1", "v4") or route.family == "A" else "E4")
+            if envelope == "E3":
+                error = message if rule.error_as == "string" else error_body(code, message)
+                payload = {"status": "fail", "error": error, "result": None}
             else:
                 payload = {"success": False, "err_code": code, "message": message, "result": None}
-            self.send_json(rule.status, payload, headers)
+            self.send_fault_json(rule, rule.status, payload, headers)
+        elif action == "error":
+            # A documented code in its documented shape and status (SERVICE_CODES), or any code with the
+            # rule's status (default 500). status 200 gives E5: an error body on HTTP 200 (TF
+            # checkResponseError guards every call against it).
+            known = SERVICE_CODES.get(rule.code)
+            status = rule.status if rule.status_given else (known[0] if known else 500)
+            payload = coded_error(rule.code, self.request_id, rule.message)
+            self.send_fault_json(rule, status, payload, headers)
         elif action == "huge":
             self.send_huge(rule.status, rule.bytes, headers)
+
+    def send_fault_json(self, rule, status, payload, headers):
+        """payload as JSON; with encode_twice, as a JSON string holding that JSON (E6: LIVE saw error
+        payloads "encoded inside a JSON string" on POST /v3/jobs/stop)."""
+        if rule.encode_twice:
+            payload = json.dumps(payload, ensure_ascii=False)
+        self.send_json(status, payload, headers)
 
     def reset_connection(self):
         """Close at once with SO_LINGER 0, so the peer gets a TCP RST instead of a response."""
@@ -1257,19 +1625,24 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
             pass
 
     def api_response(self, path, query, body, route):
-        options, dataset = self.server.options, self.server.dataset
+        """The answer of an API path, in this order: the gateway (unknown or retired route, method),
+        authentication, the backend (retired route, parameters, data)."""
+        options, dataset, contract = self.server.options, self.server.dataset, self.contract
         if route.kind == "iam":
             return self.iam_response(path, query, body)
         job = JOBS_BY_ID.get(route.job_id)
-        if route.kind == "other" or (options.retire_v3 and path.startswith("/v3/")):
-            return Response(404, NOT_PUBLISHED)
+        retired = contract.settings.get("retire_" + str(route.api), "off")
+        if route.kind == "other" or retired == "gateway":
+            return contract.not_published()
         if route.kind == "running-status" and job is not None and not job.running_status:
-            return Response(404, NOT_PUBLISHED)
+            return contract.not_published()
         if self.command != "GET":
-            return Response(405, error_body("CB.00060405", "Method not allowed: use GET"), {"Allow": "GET"})
+            return contract.wrong_method()
         denied = self.authenticate(path, query, body)
         if denied is not None:
             return denied
+        if retired == "backend":
+            return contract.retired_at_backend()
         if not JOB_ID_RE.match(route.job_id):
             return Response(400, INVALID_PARAM)
         build_no = None
@@ -1278,11 +1651,11 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
             if build_no is None:
                 return Response(400, INVALID_PARAM)
         if job is None:
-            return Response(404, RECORD_NOT_FOUND)
+            return contract.missing_job(route)
         if route.kind == "record-info":
             record = dataset.record(job, build_no)
             if record is None:
-                return Response(404, RECORD_NOT_FOUND)
+                return contract.missing_build(route)
             result = render_record(record, options.spelling, route.api)
             if route.api == "v3":
                 return Response(200, {"success": True, "message": "", "err_code": "", "result": result})
@@ -1360,7 +1733,7 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
         else:
             reason = "missing token"
         if reason is not None:
-            return Response(401, auth_failure(reason))
+            return self.contract.auth_failure(reason)
         project_id = self.headers.get("X-Project-Id")
         if project_id is not None and not same_secret(project_id, creds.project_id):
             return Response(403, WRONG_PROJECT)
@@ -1460,7 +1833,18 @@ def parse_args(argv):
     parser.add_argument("--parent-pid", type=int, help="exit once this process is gone")
     parser.add_argument("--max-lifetime", type=float, default=3600.0, help="exit after this many seconds (0: never)")
     parser.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to the emulator's clock")
-    parser.add_argument("--retire-v3", action="store_true", help="every /v3/ path answers 404 APIGW.0101")
+    parser.add_argument("--retire-v3", nargs="?", const="gateway", choices=("off", "gateway", "backend"),
+                        help="retire every /v3/ path: at the gateway (the default mode: 404 APIG(W).0101) or at "
+                             "the backend (404 CB.00060214 after authentication)")
+    parser.add_argument("--retire-v4", nargs="?", const="gateway", choices=("off", "gateway", "backend"),
+                        help="the same for /v4/ paths")
+    parser.add_argument("--errors", choices=SETTING_CHOICES["errors"],
+                        help="error contract: legacy (default) or real (SERVICE-CONTRACTS.md)")
+    parser.add_argument("--missing-build", dest="missing_build", choices=SETTING_CHOICES["missing_build"],
+                        help="real mode: a missing build where the live answer is unknown (default 403)")
+    parser.add_argument("--gzip", action="store_const", const=True,
+                        help="log downloads honour Accept-Encoding: gzip")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="any setting (repeatable)")
     parser.add_argument("--token-lifetime", type=float, default=86400.0,
                         help="seconds an IAM token issued by POST /v3/auth/tokens stays valid")
     parser.add_argument("--quiet", action="store_true", help="no access log (the default)")
@@ -1471,6 +1855,10 @@ def parse_args(argv):
     if bool(options.tls_cert) != bool(options.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     options.log = options.log and not options.quiet
+    try:
+        options.settings = start_settings(options, os.environ)
+    except ValueError as err:
+        parser.error(str(err))
     return options
 
 
@@ -1482,7 +1870,7 @@ def serve(options):
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = EmulatorServer(options, Credentials(os.environ), ssl_context)
+    server = EmulatorServer(options, Credentials(os.environ), ssl_context, options.settings)
     port = server.server_address[1]
     scheme = "https" if ssl_context else "http"
     info = {"port": port, "pid": os.getpid(), "scheme": scheme, "url": "%s://127.0.0.1:%d" % (scheme, port)}
