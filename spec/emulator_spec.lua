@@ -193,6 +193,11 @@ describe("the emulator (camelCase, seed 1) #once", function()
   teardown(function() if emu then emu:stop() end end)
   before_each(function() emu:reset() end)
 
+  it("starts with the legacy error contract", function()
+    assert.are.same({ errors = "legacy", missing_build = "403", retire_v3 = "off", retire_v4 = "off", gzip = false,
+      running_has_more = true }, emu:settings())
+  end)
+
   it("announces itself in the ready file and on stdout, and stays quiet on stderr", function()
     assert.matches("^http://127%.0%.0%.1:%d+$", emu.url)
     assert.are.equal("http", emu.scheme)
@@ -580,9 +585,11 @@ describe("the emulator (camelCase, seed 1) #once", function()
 
     it("lists the jobs", function()
       local list = emu:jobs()
-      assert.are.equal(5, #list)
+      assert.are.equal(6, #list)
       local by_id = {}
       for _, job in ipairs(list) do by_id[job.job_id] = job end
+      for name, id in pairs(jobs) do assert.are.equal(name, by_id[id].name) end -- emulator.lua's table agrees
+      assert.are.equal(5, by_id[jobs.logs].builds)
       assert.are.equal(1200, by_id[jobs.reference].builds)
       assert.are.equal(100000, by_id[jobs.big].builds)
       assert.is_true(by_id[jobs.gaps].gaps)
@@ -650,11 +657,13 @@ describe("the emulator's error contracts #once", function()
   it("starts legacy by default, real with errors = 'real' or EMU_ERRORS, and refuses a bad value", function()
     assert.are.same({ errors = "real", missing_build = "403", retire_v3 = "off", retire_v4 = "off", gzip = false,
       running_has_more = true }, emu:settings())
-    local by_env = emulator.start{ env = { EMU_ERRORS = "real", EMU_MISSING_BUILD = "422" } }
+    local by_env = emulator.start{ env = { EMU_ERRORS = "real", EMU_MISSING_BUILD = "422" }, retire_v3 = "backend" }
     local ok, err = pcall(function()
-      assert.are.equal("real", by_env:settings().errors)
-      assert.are.equal("422", by_env:settings().missing_build)
+      assert.are.same({ "real", "422", "backend" }, { by_env:settings().errors, by_env:settings().missing_build,
+        by_env:settings().retire_v3 })
       assert.are.equal(422, request(by_env, record_path("v1", jobs.reference, 1201), { token = true }).status)
+      local r = request(by_env, record_path("v3", jobs.reference, 61), { token = true })
+      assert.are.same({ 404, "CB.00060214" }, { r.status, r.json.error_code })
     end)
     by_env:stop()
     assert(ok, err)
@@ -736,15 +745,6 @@ describe("the emulator's error contracts #once", function()
     emu:configure{ retire_v3 = false, retire_v4 = true }
     assert.are.equal(200, get(v3).status)
     assert_gateway(get(record_path("v4", jobs.reference, 61)), 404, "APIG.0101")
-    local legacy = emulator.start{ retire_v3 = "backend" }
-    local ok, err = pcall(function()
-      assert.are.equal("backend", legacy:settings().retire_v3)
-      assert.are.equal("legacy", legacy:settings().errors) -- the default
-      local r = request(legacy, v3, { token = true })
-      assert.are.same({ 404, "CB.00060214" }, { r.status, r.json.error_code })
-    end)
-    legacy:stop()
-    assert(ok, err)
   end)
 
   it("counts IAM sign-ins and project look-ups apart in by_route", function()
