@@ -1326,8 +1326,9 @@ class Contract:
             # §8.2: 403 CB.00031059 "not built yet or history deleted" (LIVE, v3 history-details).
             return Response(403, coded_error("CB.00031059", self.request_id))
         # Everywhere else (record-info v1/v3/v4 above all) the live answer is unknown (§8.2, §11 ?):
-        # the "missing_build" setting picks one. Its default, "403", is the reference's best guess: the
-        # only build-level answer observed live is CB.00031059, whose meaning covers this case.
+        # the "missing_build" setting picks one. Its default, "403", is the best guess the reference
+        # allows: the only build-level answer observed live is 403 CB.00031059 (history-details), and
+        # its meaning ("not built yet or history deleted") covers this case.
         choice = self.settings["missing_build"]
         if choice == "403":
             return Response(403, coded_error("CB.00031059", self.request_id))
