@@ -1,5 +1,5 @@
 /* codeartsbuild.core, the module entry: the state every function shares, then each part's
- * functions (error.c, request.c, client.c) and the constants that Lua reads instead of restating. */
+ * functions (error.c, check.c, headers.c, client.c, mailbox.c) and the constants that Lua reads instead of restating. */
 #include <curl/curl.h>
 
 #include "private.h"
@@ -115,8 +115,10 @@ CB_EXPORT int luaopen_codeartsbuild_core(lua_State *L)
 	module = lua_gettop(L);
 
 	cb_error_open(L, state, module);
-	cb_request_open(L, state, module);
+	cb_check_open(L, state, module);
+	cb_headers_open(L, state, module);
 	cb_client_open(L, state, module);
+	cb_mailbox_open(L, state, module);
 
 	lua_pushcfunction(L, module_format_duration);
 	lua_setfield(L, module, "format_duration");

@@ -2,10 +2,11 @@
  * reader finds any function's home here. The lower files (config, sign, transport, record,
  * buffer) have headers of their own and know nothing of clients.
  *
- * The arrows point down: core.c -> client.c -> request.c, iam.c -> error.c -> the lower files. One
- * rule holds the binding together: a request's life belongs to the engine's mailbox. Every request
- * is submitted to the client's engine, settled by client.c when it finishes (sent again, or
- * delivered), and taken out by its owner: poll() for requests nobody holds, take(id) for held ones. */
+ * The arrows point down: core.c -> mailbox.c, client.c -> request.c, iam.c, check.c, headers.c ->
+ * error.c -> the lower files. One rule holds the binding together: a request's life belongs to
+ * the engine's mailbox. Every request is submitted to the client's engine, settled by mailbox.c
+ * when it finishes (sent again, or delivered), and taken out by its owner: poll() for requests
+ * nobody holds, take(id) for held ones. */
 #ifndef CODEARTSBUILD_PRIVATE_H
 #define CODEARTSBUILD_PRIVATE_H
 
@@ -92,16 +93,6 @@ int cb_push_failure_about(lua_State *L, const cb_failure *f, const char *context
 /* What a request is, as messages begin: "record_info <job>/<n>", "GET <path>", ... */
 void cb_request_context(const request_ctx *ctx, char *out, size_t len);
 
-/* Input checks; a wrong type raises, a bad value returns -1 with f filled in. */
-int cb_check_job_id(lua_State *L, int arg, request_ctx *ctx, cb_failure *f);
-int cb_check_build_no(lua_State *L, int arg, request_ctx *ctx, cb_failure *f);
-
-#define CB_MAX_QUERY_PAIRS 256
-
-/* Checks get()'s arguments path_arg, path_arg + 1 into ctx and query[CB_MAX_QUERY_PAIRS] (strings
- * anchored in a table left on the stack): the number of query pairs, or (size_t)-1 with f. */
-size_t cb_request_check_get(lua_State *L, int path_arg, request_ctx *ctx, cb_kv *query, cb_failure *f);
-
 /* Submits a record request (to the API in use), or a GET of a path and query as a user gave
  * them. flags: CB_HELD. Returns the transfer, or NULL with f. */
 cb_transfer *cb_request_submit_record(cb_client *c, const request_ctx *ctx, int flags, cb_failure *f);
@@ -110,9 +101,6 @@ cb_transfer *cb_request_submit_get(cb_client *c, const request_ctx *ctx, const c
 /* Submits a request to IAM (base: its endpoint), ungated and held, for iam.c. */
 cb_transfer *cb_request_submit_iam(cb_client *c, int kind, const char *path, const cb_kv *query, size_t nquery,
 				   cb_failure *f);
-
-/* The engine's prepare callback: one attempt's headers, signed as it starts. */
-struct curl_slist *cb_request_headers(void *client, cb_transfer *t);
 
 /* Settling a finished record or get request: fills ctx->failure when it failed at the HTTP level
  * (a transport failure or a non-2xx status). Returns whether it did. */
@@ -129,8 +117,28 @@ int cb_request_deliver(lua_State *L, cb_client *c, const cb_transfer *t);
  * decoder's message on the stack instead. */
 int cb_decode_body(lua_State *L, const cb_buffer *body);
 
-/* core.sign, core.check_job_id, core.check_build_no into the module table at `module`. */
-void cb_request_open(lua_State *L, int state, int module);
+
+/* ---- check.c: what a caller gives, checked before anything is sent ---- */
+
+#define CB_MAX_QUERY_PAIRS 256
+
+/* A wrong type raises; a bad value returns -1 (or (size_t)-1) with f filled in. */
+int cb_check_job_id(lua_State *L, int arg, request_ctx *ctx, cb_failure *f);
+int cb_check_build_no(lua_State *L, int arg, request_ctx *ctx, cb_failure *f);
+/* get()'s arguments path_arg, path_arg + 1 into ctx and query[CB_MAX_QUERY_PAIRS]: the number of
+ * query pairs. The strings are anchored in a table left on the stack. */
+size_t cb_check_get(lua_State *L, int path_arg, request_ctx *ctx, cb_kv *query, cb_failure *f);
+/* A query (a list of {key, value} pairs, or a map) at arg into kv[CB_MAX_QUERY_PAIRS], likewise. */
+size_t cb_check_query(lua_State *L, int arg, cb_kv *kv);
+/* core.check_job_id and core.check_build_no. */
+void cb_check_open(lua_State *L, int state, int module);
+
+/* ---- headers.c: the headers of one attempt ---- */
+
+/* The engine's prepare callback: one attempt's headers, signed as it starts. */
+struct curl_slist *cb_headers_prepare(void *client, cb_transfer *t);
+/* core.sign. */
+void cb_headers_open(lua_State *L, int state, int module);
 
 /* ---- iam.c: tokens, project ids, and remembered credential failures ---- */
 
@@ -176,7 +184,7 @@ int cb_options_read(lua_State *L, int opts, cb_config *cfg, int *on_event, cb_fa
 /* The name of an API mode (API_AUTO, CB_API_V3, ...). */
 const char *cb_api_name(int api);
 
-/* ---- client.c: the client userdata, its methods, the mailbox ---- */
+/* ---- client.c: the client userdata ---- */
 
 struct cb_client {
 	cb_config cfg;
@@ -192,10 +200,24 @@ struct cb_client {
 	int busy;   /* methods of this client on the stack: release waits until they return */
 };
 
-/* Settles every finished transfer: IAM, another attempt, or the mailbox. */
-void cb_client_settle(lua_State *L, cb_client *c);
-/* The client metatable and methods, and new, record_info, default_client in the module table. */
+/* Every method that uses the engine starts with enter() and ends with leave(): close() from a
+ * callback, a hook or a __gc that runs meanwhile only marks the client closed, and the last
+ * leave() releases it, once nothing on the stack uses it any more. raise() leaves, then raises
+ * the message. */
+cb_client *cb_client_enter(lua_State *L);
+int cb_client_leave(lua_State *L, cb_client *c, int results);
+int cb_client_raise(lua_State *L, cb_client *c, const char *message);
+/* The client module-level calls use, made from the environment on first use (pushed on the stack;
+ * NULL, and nil, message, err in *pushed values, when it cannot be made). */
+cb_client *cb_client_default(lua_State *L, int *pushed);
+/* The client metatable (core.client_methods), info, close; core.new and core.default_client. */
 void cb_client_open(lua_State *L, int state, int module);
+
+/* ---- mailbox.c: the methods on requests, and the one mailbox ---- */
+
+/* submit, poll, take, pending, cancel, record_info, get, submit_get into core.client_methods,
+ * and core.record_info. */
+void cb_mailbox_open(lua_State *L, int state, int module);
 
 /* ---- core.c: the module entry ---- */
 

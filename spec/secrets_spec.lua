@@ -5,7 +5,7 @@
 -- payloads, and the module's own output on stdout/stderr (from a child interpreter). That is
 -- collected across success and every failure kind (invalid, config, auth, not_found, throttled,
 -- http, api, network, timeout, tls, decode) for a token, a permanent AK/SK and temporary
--- credentials. Finally, build/<version>/wipecheck (csrc/fuzz/wipe_check.c) shows that the
+-- credentials. Finally, build/<version>/wipecheck (spec/fuzz/wipe_check.c) shows that the
 -- module's own memory holds no secret when it is given back.
 local cb = require "codeartsbuild"
 local emulator = require "spec.support.emulator"
