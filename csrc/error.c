@@ -122,6 +122,10 @@ int cb_push_failure(lua_State *L, const cb_failure *f, const request_ctx *ctx)
 	return cb_push_failure_about(L, f, context, ctx);
 }
 
+/***
+ * @module codeartsbuild.core
+ */
+
 static int error_tostring(lua_State *L)
 {
 	lua_getfield(L, 1, "message");
@@ -133,10 +137,12 @@ static int error_tostring(lua_State *L)
 }
 
 /***
- * An error value of the same shape as the module's own, for the Lua layers.
+ * An error value of this module from a table with at least `kind` and `message`: the Lua layers
+ * fail in the same shape as the core.
  * @function error
  * @tparam table fields at least `kind` and `message` (strings); the table itself gets the metatable
  * @treturn table the same table, now an error: `tostring(err) == err.message`
+ * @usage return nil, message, core.error{ kind = "invalid", message = message }
  */
 static int module_error(lua_State *L)
 {

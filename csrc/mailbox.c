@@ -235,10 +235,51 @@ static int record_info_with(lua_State *L, cb_client *c, int arg)
 }
 
 /***
- * The record of build `build_no` of job `job_id`; blocks until it has an answer.
+ * @module codeartsbuild.core
+ */
+
+/***
+ * One record, on a client made from the environment on first use (`default_client()`).
+ * @usage print(assert(cb.record_info("cb5fa20de5fd4cf8be681d4bd6fdd2f6", 61)))
+ * @function record_info
+ * @tparam string job_id
+ * @tparam integer|string build_no
+ * @treturn[1] table the record
+ * @return[2] nil
+ * @treturn[2] string message
+ * @treturn[2] table err
+ */
+static int module_record_info(lua_State *L)
+{
+	int pushed = 1;
+	cb_client *c;
+
+	/* Check the arguments before anything reads the environment. */
+	if (lua_type(L, 1) != LUA_TSTRING)
+		return luaL_typeerror(L, 1, "string");
+	if (lua_type(L, 2) != LUA_TNUMBER && lua_type(L, 2) != LUA_TSTRING)
+		return luaL_typeerror(L, 2, "number");
+	c = cb_client_default(L, &pushed);
+	if (c == NULL)
+		return pushed;
+	lua_insert(L, 1); /* the client as argument 1, for enter() */
+	lua_settop(L, 3);
+	c = cb_client_enter(L);
+	return cb_client_leave(L, c, record_info_with(L, c, 2));
+}
+
+/***
+ * @type client
+ */
+
+/***
+ * One record, blocking until it has an answer (retries included); the engine sleeps meanwhile,
+ * however many other results wait for their owners.
  * @function client:record_info
  * @tparam string job_id 32 letters or digits
- * @tparam integer|string build_no 1 to 2147483647
+ * @tparam integer|string build_no 1 to 2147483647 (`61`, `61.0`, `"61"`)
+ * @usage local rec, message, err = client:record_info(job, 61)
+ * if rec then print(rec.status, rec.duration) else print(err.kind, message) end
  * @treturn[1] table the record
  * @return[2] nil
  * @treturn[2] string message
@@ -260,7 +301,9 @@ static int client_record_info(lua_State *L)
  * @treturn[1] integer the request id
  * @return[2] nil
  * @treturn[2] string message
- * @treturn[2] table err
+ * @treturn[2] table err, for bad input (or while the client cools down after refused credentials)
+ * @usage for n = 55, 60 do assert(client:submit(job, n)) end
+ * local id = assert(client:submit(job, 61, { hold = true }))  -- mine: take it, poll never will
  */
 static int client_submit(lua_State *L)
 {
@@ -283,6 +326,9 @@ static int client_submit(lua_State *L)
  * @function client:poll
  * @tparam[opt] number timeout_ms
  * @treturn table a list, maybe empty
+ * @usage while client:pending() > 0 do
+ *   for _, r in ipairs(client:poll(1000)) do print(r.build_no, r.record or r.message) end
+ * end
  */
 static int client_poll(lua_State *L)
 {
@@ -323,6 +369,9 @@ static int client_poll(lua_State *L)
  * @tparam integer id
  * @tparam[opt] number timeout_ms
  * @treturn table|nil the entry, or nil when it is not done yet
+ * @usage local id = assert(client:submit(job, 61, { hold = true }))
+ * local entry = client:take(id)         -- waits; client:take(id, 0) would not
+ * print(entry.record or entry.message)
  */
 static int client_take(lua_State *L)
 {
@@ -351,6 +400,7 @@ static int client_take(lua_State *L)
  * @function client:cancel
  * @tparam integer id
  * @treturn boolean true if it was pending
+ * @usage local id = assert(client:submit(job, 61)); client:cancel(id)
  */
 static int client_cancel(lua_State *L)
 {
@@ -371,6 +421,7 @@ static int client_cancel(lua_State *L)
  * @function client:pending
  * @tparam[opt] string which `"held"` or `"all"`
  * @treturn integer
+ * @usage assert(client:pending("all") == 0, "a walk left requests behind")
  */
 static int client_pending(lua_State *L)
 {
@@ -395,6 +446,7 @@ static int client_pending(lua_State *L)
  * @return[2] nil
  * @treturn[2] string message
  * @treturn[2] table err
+ * @usage local id = assert(client:submit_get("/v1/job/" .. job .. "/running-status"))
  */
 static int client_submit_get(lua_State *L)
 {
@@ -411,14 +463,17 @@ static int client_submit_get(lua_State *L)
 }
 
 /***
- * Any signed GET on the client's endpoint, decoded; blocks until it has an answer.
+ * Any signed GET on the client's endpoint, decoded (JSON nulls left out, integral numbers as
+ * integers on 5.3+); blocks until it has an answer.
  * @function client:get
- * @tparam string path an absolute path
+ * @tparam string path an absolute path, printable, without `?`, `#` or dot segments
  * @tparam[opt] table query a map, or a list of `{key, value}`
  * @treturn[1] table the decoded body
  * @return[2] nil
  * @treturn[2] string message
  * @treturn[2] table err
+ * @usage local status = assert(client:get("/v1/job/" .. job .. "/running-status"))
+ * print(status.result.last_build_no)
  */
 static int client_get(lua_State *L)
 {
@@ -441,35 +496,6 @@ static int client_get(lua_State *L)
 	n = cb_request_deliver(L, c, t);
 	cb_transfer_free(t);
 	return cb_client_leave(L, c, n);
-}
-
-/***
- * `record_info(job_id, build_no)` on the default client.
- * @function record_info
- * @tparam string job_id
- * @tparam integer|string build_no
- * @treturn[1] table the record
- * @return[2] nil
- * @treturn[2] string message
- * @treturn[2] table err
- */
-static int module_record_info(lua_State *L)
-{
-	int pushed = 1;
-	cb_client *c;
-
-	/* Check the arguments before anything reads the environment. */
-	if (lua_type(L, 1) != LUA_TSTRING)
-		return luaL_typeerror(L, 1, "string");
-	if (lua_type(L, 2) != LUA_TNUMBER && lua_type(L, 2) != LUA_TSTRING)
-		return luaL_typeerror(L, 2, "number");
-	c = cb_client_default(L, &pushed);
-	if (c == NULL)
-		return pushed;
-	lua_insert(L, 1); /* the client as argument 1, for enter() */
-	lua_settop(L, 3);
-	c = cb_client_enter(L);
-	return cb_client_leave(L, c, record_info_with(L, c, 2));
 }
 
 static const luaL_Reg mailbox_methods[] = {

@@ -183,7 +183,7 @@ describe("colour rules", function()
   local function lua_command(vars)
     local root = run.cwd()
     local words = { "env", "-i", "PATH=" .. run.quote(os.getenv("PATH")),
-      "LUA_PATH=" .. run.quote(root .. "/lua/?.lua;;") }
+      "LUA_PATH=" .. run.quote(root .. "/lua/?.lua;;"), "LUA_CPATH=" .. run.quote(run.build_dir(root) .. "/?.so;;") }
     for k, v in pairs(vars) do words[#words + 1] = run.quote(k .. "=" .. v) end
     words[#words + 1] = run.lua .. " -e " .. run.quote(CODE)
     return table.concat(words, " ")

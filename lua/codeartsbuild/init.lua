@@ -40,6 +40,12 @@ M.record_info = core.record_info
 --- The client module-level calls use (made from the environment), or `nil, message, err`.
 M.default_client = core.default_client
 
+--- `cb.check_job_id(job_id[, caller])` and `cb.check_build_no(n[, caller])`: the checks every call
+-- makes before sending anything, for input of your own: `true` (the build number as an integer),
+-- or `nil, message, err` of kind `invalid`.
+M.check_job_id = core.check_job_id
+M.check_build_no = core.check_build_no
+
 --- `cb.sign{ method =, path =, query =, headers =, body =, ak =, sk = }` returns the
 -- Authorization value, the canonical request, the string to sign and the X-Sdk-Date used.
 M.sign = core.sign

@@ -15,6 +15,8 @@
 -- `os.execute` starts inherits Lua's own standard streams, so this is the REPL user's terminal.
 -- `view.color = true` or `false` decides for every call; `opts.color` for one call.
 -- @module codeartsbuild.view
+local core = require "codeartsbuild.core"
+
 local M = {}
 
 --- The record fields in the order of the API reference page.
@@ -29,17 +31,13 @@ M.FIELDS = {
 local KNOWN = {}
 for _, name in ipairs(M.FIELDS) do KNOWN[name] = true end
 
---- A duration in milliseconds as people read it: 52.3s, 4m43s, 1h02m.
+--- A duration in milliseconds as people read it: 52.3s, 4m43s, 1h02m (the C core's format, the
+-- one `tostring(record)` uses too).
 ---@param ms number|nil
 ---@return string
 -- @usage view.duration(283090) --> "4m43s"
-function M.duration(ms)
-  if type(ms) ~= "number" or ms ~= ms or ms < 0 then return "-" end
-  local s = ms / 1000
-  if s < 60 then return ("%.1fs"):format(s) end
-  if s < 3600 then return ("%dm%02ds"):format(math.floor(s / 60), math.floor(s % 60)) end
-  return ("%dh%02dm"):format(math.floor(s / 3600), math.floor(s / 60 % 60))
-end
+-- @function duration
+M.duration = core.format_duration
 
 local function shown(name, value)
   if name == "duration" then
