@@ -64,6 +64,36 @@ describe("docs/", function()
   end)
 end)
 
+describe("types/codeartsbuild_core.lua", function()
+  local core = require "codeartsbuild.core"
+  local stubs = assert(read("types/codeartsbuild_core.lua"))
+
+  it("lists the record's fields as the C module defines them, in its order", function()
+    local record = stubs:match("---@class codeartsbuild%.Record\n(.-)\n\n")
+    local listed = {}
+    for name in record:gmatch("---@field ([%w_]+)") do listed[#listed + 1] = name end
+    assert.are.same(core.fields, listed)
+  end)
+
+  it("has a stub for every function of the module and of a client", function()
+    local missing = {}
+    for name, value in pairs(core) do
+      if type(value) == "function" and not stubs:find("function core." .. name .. "(", 1, true) then
+        missing[#missing + 1] = name
+      end
+    end
+    for name in pairs(core.client_methods) do
+      -- codeartsbuild.batch's methods are Lua, annotated where they are defined.
+      local from_batch = ({ latest = true, records = true, fetch = true, history = true })[name]
+      if not from_batch and not stubs:find("function Client:" .. name .. "(", 1, true) then
+        missing[#missing + 1] = "client:" .. name
+      end
+    end
+    table.sort(missing)
+    assert.are.same({}, missing)
+  end)
+end)
+
 describe("every public function", function()
   -- Files whose calls count as examples.
   local sources = {}
