@@ -51,6 +51,8 @@ end
 
 --- The adapter's client, or nil, message, err when none can be made.
 function M.client()
+  -- A client closed behind the adapter's back (by a hook, a callback, the user) is replaced.
+  if client and not pcall(client.pending, client) then client = nil end
   if client then return client end
   local made, message, err
   if options then
