@@ -57,7 +57,8 @@ static int start(cb_client *c, char *msg, size_t msglen)
 			return -1;
 		}
 	}
-	c->api_current = c->cfg.api_mode == CB_API_AUTO ? CB_API_V3 : c->cfg.api_mode;
+	c->api_current = cb_request_first_api(c->cfg.api_mode);
+	c->api_confirmed = c->cfg.api_mode != CB_API_AUTO;
 	if (c->cfg.ak && (c->key = cb_hmac_key_new(c->cfg.sk, strlen(c->cfg.sk))) == NULL) {
 		snprintf(msg, msglen, "cannot set up HMAC-SHA256 (OpenSSL)");
 		return -1;

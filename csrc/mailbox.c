@@ -23,7 +23,7 @@ static void settle(lua_State *L, cb_client *c)
 		if (ctx->kind == REQUEST_IAM_TOKEN || ctx->kind == REQUEST_IAM_PROJECTS)
 			cb_iam_settle(L, c, t);
 		else if (!cb_request_settle_failure(L, t) ||
-			 (!cb_request_resend_on_v1(c, t) && !cb_iam_refused(L, c, t)))
+			 (!cb_request_resend_on_next_api(c, t) && !cb_iam_refused(L, c, t)))
 			deliver(c, t);
 	}
 }
@@ -171,7 +171,7 @@ static int submit_flags(lua_State *L, int arg)
 
 /* Submits the request ctx describes (a record, or a GET of path?query), if the credentials allow
  * it now. Returns the transfer, or NULL with f. */
-static cb_transfer *submit(lua_State *L, cb_client *c, const request_ctx *ctx, const char *path, const cb_kv *query,
+static cb_transfer *submit(lua_State *L, cb_client *c, request_ctx *ctx, const char *path, const cb_kv *query,
 			   size_t nquery, int flags, cb_failure *f)
 {
 	cb_transfer *t;

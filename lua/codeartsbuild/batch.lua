@@ -115,7 +115,8 @@ local function prober(client, job_id)
       if result.record then return true end
       message, err = result.message, result.err
     end
-    if err.kind ~= "not_found" then return nil, message, err end
+    -- A missing build is a miss; a missing job (or API) is the answer to give.
+    if err.kind ~= "not_found" or err.what ~= "build" then return nil, message, err end
     first_miss = first_miss or { message, err }
     return false
   end, function() return first_miss end
@@ -178,21 +179,25 @@ local function probe_latest(client, job_id)
   end
 end
 
---- The build number from a running-status body, or nil, message, err.
+--- The build number from a running-status body, or nil, message, err. `last_build_no` is a string
+-- of digits in the reference ("166"); a number is taken too, but only a whole one in range: not
+-- 1e12, 1.5e300 or "0x10".
 local function build_no_from_status(job_id, body)
   local result = type(body) == "table" and body.result
-  local n = type(result) == "table" and tonumber(result.last_build_no)
-  if not n or n ~= math.floor(n) or n < 0 then
-    return failure("decode", ("latest %s: running-status has no last_build_no"):format(job_id), { job_id = job_id })
+  local raw = type(result) == "table" and result.last_build_no
+  if raw == 0 or raw == "0" then
+    return failure("not_found", ("latest %s: the job has no builds"):format(job_id), { job_id = job_id, what = "build" })
   end
-  if n == 0 then
-    return failure("not_found", ("latest %s: the job has no builds"):format(job_id), { job_id = job_id })
+  local n = (type(raw) == "number" or (type(raw) == "string" and raw:find("^%d+$"))) and core.check_build_no(raw)
+  if not n then
+    return failure("decode", ("latest %s: running-status has no build number (last_build_no = %s)"):format(job_id,
+      type(raw) == "string" and ("%q"):format(raw:sub(1, 40)) or tostring(raw)), { job_id = job_id })
   end
-  return math.floor(n) -- an integer on 5.3+
+  return n
 end
 
 --- The newest build number of a job: `GET /v1/job/{job_id}/running-status`, and when that API is
--- missing (`not_found`), probing record-info: builds 1, 2, 4, 8, ... until one is missing, then a
+-- missing (`not_found`, but not a missing job), probing record-info: builds 1, 2, 4, 8, ... until one is missing, then a
 -- binary search between the last hit and that miss, O(log n) requests. Probing assumes that the
 -- job's numbers run without gaps, except for runs of at most 2 deleted builds (it looks that far
 -- past a miss before believing it); a longer run of deleted builds can make it answer too low.
@@ -207,7 +212,8 @@ function methods.latest(client, job_id)
   local body
   body, message, err = get_held(client, "/v1/job/" .. job_id .. "/running-status")
   if body then return build_no_from_status(job_id, body) end
-  if err.kind ~= "not_found" then return nil, message, err end
+  -- Probing where the API is missing; a missing job is the answer.
+  if err.kind ~= "not_found" or err.what == "job" then return nil, message, err end
   return probe_latest(client, job_id)
 end
 
@@ -378,7 +384,8 @@ local function outcome(walk, build_no, result)
     end
     return build_no, result.record
   end
-  if options.skip_missing and result.err.kind == "not_found" then return nil end
+  -- A missing (deleted, or never run) build is skipped; a missing job is an error for every build.
+  if options.skip_missing and result.err.kind == "not_found" and result.err.what == "build" then return nil end
   return build_no, nil, result.err
 end
 
