@@ -565,7 +565,8 @@ local FETCH_EXCLUDED = { from = true, to = true }
 -- (`to` defaults to latest()). Returns `records`, a list in the input order (order "desc" reverses
 -- it) without the builds that failed or are missing, and `errors`, a map build_no -> err (with
 -- skip_missing, the default, missing builds are in neither). Options as `records` takes, without
--- from/to. Returns `nil, message, err` when it cannot start.
+-- from/to. Returns `nil, message, err` when it cannot start. `tostring(records)` is the table of the
+-- builds, `tostring(errors)` the failed builds one a line (`cb.show(client:fetch(...))` shows both).
 ---@param client userdata a codeartsbuild client
 ---@param job_id string
 ---@param builds integer[]|{from: integer, to: integer}
@@ -587,7 +588,8 @@ function methods.fetch(client, job_id, builds, opts)
   else
     sequence = list_builds(builds, options.order)
   end
-  local records, errors = {}, {}
+  -- Their tostring is the table of the builds, and the failed builds one a line (query.RecordList).
+  local records, errors = setmetatable({}, query.RecordList), setmetatable({}, query.ErrorMap)
   for build_no, record, failed in iterate(new_walk(client, job_id, sequence, options)) do
     if record then records[#records + 1] = record else errors[build_no] = failed end
   end

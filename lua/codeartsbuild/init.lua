@@ -82,11 +82,19 @@ M.history = on_default_client(function(...) return methods.history(...) end)
 --- `cb.time(iso)`: codeartsbuild.query.time.
 -- @function time
 
-local FROM_QUERY = { where = true, filter = true, summary = true, time = true }
+--- `cb.show(x)` prints what the library returned the way it reads best, for the REPL: a record,
+-- a list of records with the builds that could not be read (`cb.show(client:fetch(...))`), a
+-- summary, `client:info()`. It is codeartsbuild.view.show, loaded on first use.
+-- @function show
+
+local LAZY = {
+  where = "codeartsbuild.query", filter = "codeartsbuild.query", summary = "codeartsbuild.query",
+  time = "codeartsbuild.query", show = "codeartsbuild.view",
+}
 setmetatable(M, {
   __index = function(_, name)
-    if FROM_QUERY[name] then
-      local fn = require("codeartsbuild.query")[name]
+    if LAZY[name] then
+      local fn = require(LAZY[name])[name]
       rawset(M, name, fn)
       return fn
     end
