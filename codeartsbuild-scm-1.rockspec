@@ -54,4 +54,16 @@ build = {
   install = {
     bin = { codeartsbuild = "bin/codeartsbuild" },
   },
+  -- Into the rock's own folder: plugin/ makes the rock a Neovim plugin for rocks.nvim (the
+  -- :CodeArtsBuild command), docs/ is the API reference, share/ the man page and the shell
+  -- completions (see the README, "Command line").
+  copy_directories = { "plugin", "docs", "share" },
+}
+
+-- `luarocks test` runs the busted suite with the Lua LuaRocks was told to use (--lua-version):
+-- spec/luarocks-test.lua builds the module for it and starts busted (Debian's lua-busted; the
+-- LuaRocks server is not needed). Arguments after the rockspec go to busted.
+test = {
+  type = "command",
+  script = "spec/luarocks-test.lua",
 }

@@ -65,7 +65,8 @@ print(("where:    %d of the last 50 builds FAILED or ABORTED on master"):format(
 print(("summary:  %d builds, %d finished"):format(cb.summary(last_50).total, cb.summary(last_50).finished))
 -- Statuses and triggers in any case, checked against the known ones; which builds have ended.
 local query = require "codeartsbuild.query"
-print(("known:    %s, %s"):format(query.known_value("status", "failed"), select(2, query.known_value("status", "gone"))))
+local _, unknown = query.known_value("status", "gone")
+print(("known:    %s, %s"):format(query.known_value("status", "failed"), unknown))
 print(("ended:    #%d %s, #%d %s"):format(newest - 1, tostring(query.ended(last_50[#last_50 - 1])), newest,
   tostring(query.ended(last_50[#last_50]))))
 

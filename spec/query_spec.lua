@@ -278,7 +278,8 @@ describe("summary", function()
     assert.are.same(errors, s.errors)
     assert.truthy(tostring(s):find("\nunread:    2 builds could not be read: #7 timeout, #8 http$"), tostring(s))
     assert.are.equal(0, query.summary(sample()).failed)
-    assert.has_error(function() query.summary(nil, "fetch: invalid job_id") end, "summary: no records: fetch: invalid job_id")
+    assert.has_error(function() query.summary(nil, "fetch: invalid job_id") end,
+      "summary: no records: fetch: invalid job_id")
   end)
 
   it("tells which builds have ended for good: an ending status and a finishTime", function()
