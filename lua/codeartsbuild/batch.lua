@@ -18,6 +18,7 @@
 -- the wrapped methods are the core's own.
 local core = require "codeartsbuild.core"
 local query = require "codeartsbuild.query"
+local cache = require "codeartsbuild.cache"
 
 local methods = core.client_methods
 
@@ -434,9 +435,30 @@ local function new_guard(release)
   return setmetatable({}, { __gc = release, __close = release })
 end
 
+---------------------------------------------------------------------------------------------------
+-- The client's cache of finished builds (codeartsbuild.cache), when it has one: a walk reads a
+-- cached build instead of asking for it, and keeps the records of builds that have ended.
+
+--- The cached record of a build, as a settled result ({ record = }), or nil.
+local function from_cache(walk, build_no)
+  local rec = walk.cache and walk.cache:get(walk.client, walk.job_id, build_no)
+  return rec and { record = rec } or nil
+end
+
+--- Keeps a result's record in the cache (only a build that has ended is kept).
+local function to_cache(walk, result)
+  if walk.cache and result.record then walk.cache:put(walk.client, walk.job_id, result.record) end
+end
+
+--- Writes what the walk left in the cache (at its end). A cache that cannot be written to costs
+-- the walk nothing: its records are not lost, only not kept.
+local function flush_cache(walk)
+  if walk.cache then pcall(walk.cache.flush, walk.cache) end
+end
+
 local function new_walk(client, job_id, builds, options)
   return {
-    client = client, box = mailbox_of(client), job_id = job_id, builds = builds,
+    client = client, box = mailbox_of(client), job_id = job_id, builds = builds, cache = cache.of(client),
     options = options, capacity = options.concurrency,
     next_index = 1,           -- the next build (in walk order) to submit
     -- The window, a ring of `capacity` positions in three arrays (no table per build): the build
@@ -452,16 +474,19 @@ local function ring_index(walk, seq)
 end
 
 --- Submits builds until the window is full or the sequence ends. A build the core refuses
--- (an invalid number from a list) takes its place in the window with its failure.
+-- (an invalid number from a list) takes its place in the window with its failure, and a build
+-- the cache has, with its record.
 local function fill(walk)
   while walk.tail - walk.head + 1 < walk.capacity and walk.next_index <= walk.builds.count do
     local build_no = walk.builds.at(walk.next_index)
     walk.next_index = walk.next_index + 1
-    local id, message, err = submit_owned(walk.client, walk.box, walk.job_id, build_no)
+    local cached = from_cache(walk, build_no) -- settled without a request
+    local id, message, err
+    if not cached then id, message, err = submit_owned(walk.client, walk.box, walk.job_id, build_no) end
     walk.tail = walk.tail + 1
     local i = ring_index(walk, walk.tail)
     walk.build_nos[i], walk.ids[i] = build_no, id or false
-    if not id then walk.refusals[i] = { message = message, err = err } end
+    if cached then walk.refusals[i] = cached elseif not id then walk.refusals[i] = { message = message, err = err } end
   end
 end
 
@@ -478,6 +503,7 @@ end
 local function release(walk)
   if walk.finished then return end
   walk.finished = true
+  flush_cache(walk)
   for seq = walk.head, walk.tail do
     local id = walk.ids[ring_index(walk, seq)]
     if id then forget(walk.client, walk.box, id) end
@@ -509,6 +535,7 @@ local function step(walk)
     if walk.head > walk.tail then break end
     local build_no, id, refusal = pop_oldest(walk)
     local result = refusal or await(walk.client, walk.box, id)
+    if not refusal then to_cache(walk, result) end
     walk.done = walk.done + 1
     if options.on_progress then options.on_progress(walk.done, walk.builds.count) end
     local n, record, err = outcome(walk, build_no, result)

@@ -27,12 +27,65 @@ local M = {
   core = core,
   --- Regions with a known endpoint.
   regions = core.regions,
+  --- The environment variables the core reads, each `{ name =, what = }`, in the order it reads
+  -- them (`:checkhealth codeartsbuild` and `codeartsbuild --help` list them). The core's own list
+  -- once it exports one (core.environment); until then, stated here.
+  environment = core.environment or {
+    { name = "CODEARTSBUILD_ENDPOINT",
+      what = "the endpoint, https://host[:port] (when neither endpoint nor region is given)" },
+    { name = "CODEARTSBUILD_REGION", what = "the region (its endpoint, and the project IAM scopes tokens to)" },
+    { name = "HUAWEICLOUD_SDK_REGION_CODEARTSBUILD_<REGION>",
+      what = "the endpoint of that region, as the official SDKs read it" },
+    { name = "CODEARTSBUILD_TOKEN", what = "an IAM token, sent as X-Auth-Token" },
+    { name = "CODEARTSBUILD_IAM_USER", what = "an IAM user who signs in for tokens (with _PASSWORD and _DOMAIN)" },
+    { name = "CODEARTSBUILD_IAM_PASSWORD", what = "that IAM user's password" },
+    { name = "CODEARTSBUILD_IAM_DOMAIN", what = "that IAM user's account (domain) name" },
+    { name = "CODEARTSBUILD_AK", what = "an access key (with CODEARTSBUILD_SK)" },
+    { name = "CODEARTSBUILD_SK", what = "its secret key" },
+    { name = "CODEARTSBUILD_SECURITY_TOKEN", what = "the security token of temporary AK/SK" },
+    { name = "HUAWEICLOUD_SDK_AK", what = "an access key, as the official SDKs read it (with HUAWEICLOUD_SDK_SK)" },
+    { name = "HUAWEICLOUD_SDK_SK", what = "its secret key" },
+    { name = "HUAWEICLOUD_SDK_SECURITY_TOKEN", what = "the security token of temporary AK/SK" },
+    { name = "CLOUD_SDK_AK", what = "an access key, as the SDK samples read it (with CLOUD_SDK_SK)" },
+    { name = "CLOUD_SDK_SK", what = "its secret key" },
+    { name = "HUAWEICLOUD_SDK_CREDENTIALS_FILE", what = "the credentials file (default ~/.huaweicloud/credentials)" },
+    { name = "CODEARTSBUILD_PROJECT_ID", what = "the project id, sent as X-Project-Id" },
+    { name = "HUAWEICLOUD_SDK_PROJECT_ID", what = "the project id, as the official SDKs read it" },
+    { name = "CODEARTSBUILD_IAM_ENDPOINT", what = "IAM's endpoint (default https://iam.<region>.myhuaweicloud.com)" },
+    { name = "CODEARTSBUILD_CA_FILE", what = "a PEM file of trusted CAs (default: the system's)" },
+    { name = "HOME", what = "where ~/.huaweicloud/credentials is" },
+    { name = "http_proxy, https_proxy, all_proxy, no_proxy", what = "a proxy, as libcurl reads them (upper case too)" },
+  },
 }
 
 --- A client: `cb.new{ region =, endpoint =, ak =, sk =, project_id =, security_token =, token =,
--- ca_file =, insecure =, allow_http =, timeout =, connect_timeout =, max_body =, user_agent = }`.
--- Options left out come from the environment. Returns the client, or `nil, message, err`.
-M.new = core.new
+-- ca_file =, insecure =, allow_http =, timeout =, connect_timeout =, max_body =, user_agent =,
+-- cache = }`. Options left out come from the environment. `cache = true` (or a directory) keeps
+-- the records of finished builds on disk, in `$XDG_CACHE_HOME/codeartsbuild` (see
+-- codeartsbuild.cache): `client:records()` and `client:fetch()` then ask the service only for
+-- the builds they do not have. Returns the client, or `nil, message, err`.
+---@param options? table
+function M.new(options)
+  if type(options) ~= "table" or options.cache == nil then return core.new(options) end
+  local cache = options.cache
+  if type(cache) ~= "boolean" and type(cache) ~= "string" then
+    error(("option 'cache' must be a boolean or a directory, got %s"):format(type(cache)), 2)
+  end
+  -- The core takes no cache option (it refuses unknown ones): the rest go to it.
+  local rest = {}
+  for name, value in pairs(options) do
+    if name ~= "cache" then rest[name] = value end
+  end
+  local client, message, err = core.new(rest)
+  if not client or cache == false then return client, message, err end
+  local attached
+  attached, message, err = require("codeartsbuild.cache").attach(client, cache)
+  if not attached then
+    client:close()
+    return nil, message, err
+  end
+  return client
+end
 
 --- `cb.record_info(job_id, build_no)` on a client made from the environment on first use.
 M.record_info = core.record_info
