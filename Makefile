@@ -42,11 +42,11 @@ MODULE_LIBS := $(shell $(PKG_CONFIG) --libs libcurl libcrypto 2>/dev/null || ech
 BUSTED := $(LUA) /usr/bin/busted
 LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
-# The suite also builds the Neovim module (Lua 5.1 headers), runs it in Neovim, and packs the rock
-# for Lua 5.1 too.
+# The suite also builds the Neovim module (Lua 5.1 headers), runs it in Neovim, packs the rock
+# for Lua 5.1 too, and runs the shell completions in bash and zsh and the man page through groff.
 DEB_PACKAGES := gcc make pkg-config $(LUA) $(LUA_DEV) lua-cjson lua-busted lua-check luarocks \
 	libcurl4-openssl-dev libssl-dev python3 openssl curl cppcheck git \
-	lua5.1 liblua5.1-0-dev neovim
+	lua5.1 liblua5.1-0-dev neovim bash zsh groff-base
 # What `make demo` needs, and no more: the build, lua-cjson, and the emulator's python3, openssl, curl.
 DEMO_DEB_PACKAGES := gcc make pkg-config $(LUA) $(LUA_DEV) lua-cjson libcurl4-openssl-dev libssl-dev \
 	python3 openssl curl
@@ -286,8 +286,9 @@ fuzz-crashes: fuzz-build
 # ---------------------------------------------------------------------------------------------
 # For people at the keyboard (issue 7): the REPL and the API reference.
 #   make repl   lua5.4 -i with the module on the path and `client` connected to the bundled emulator
-#   make docs   the API reference into docs/ (LDoc, Debian's lua-ldoc); docs/ is committed, and
-#               spec/docs_spec.lua checks that it is what the sources give
+#   make docs   the API reference into docs/ (LDoc, Debian's lua-ldoc), and the man page and the
+#               shell completions into share/; both are committed, and spec/docs_spec.lua and
+#               spec/cli_spec.lua check that they are what the sources give
 DEB_PACKAGES += lua-ldoc lua-markdown
 # lua-markdown is packaged for Lua 5.1 only: LDoc runs under lua5.1 to find it.
 LDOC := lua5.1 /usr/bin/ldoc
@@ -299,9 +300,19 @@ repl: deps
 	@$(MAKE) --no-print-directory -s all
 	@$(LUA_ENV) spec/support/with-emulator -- $(LUA) -i examples/repl.lua
 
+# The man page and the shell completions, made by the command-line tool from its own table of
+# commands (spec/cli_spec.lua checks that they are what it makes); the rock copies share/.
+SHARE_OUTPUT := share/man/man1/codeartsbuild.1 share/bash-completion/completions/codeartsbuild \
+	share/zsh/site-functions/_codeartsbuild
+
 docs: deps
 	rm -rf $(LDOC_OUTPUT)
 	$(LDOC) --testing --quiet .
+	@$(MAKE) --no-print-directory -s all
+	@mkdir -p $(dir $(SHARE_OUTPUT))
+	$(LUA_ENV) $(LUA) bin/codeartsbuild man > share/man/man1/codeartsbuild.1
+	$(LUA_ENV) $(LUA) bin/codeartsbuild completion bash > share/bash-completion/completions/codeartsbuild
+	$(LUA_ENV) $(LUA) bin/codeartsbuild completion zsh > share/zsh/site-functions/_codeartsbuild
 
 # ---------------------------------------------------------------------------------------------
 # Benchmarks (issue 6), not part of `make test`; bench/README.md says more.

@@ -47,6 +47,7 @@ build = {
     ["codeartsbuild.batch"] = "lua/codeartsbuild/batch.lua",
     ["codeartsbuild.query"] = "lua/codeartsbuild/query.lua",
     ["codeartsbuild.view"] = "lua/codeartsbuild/view.lua",
+    ["codeartsbuild.cache"] = "lua/codeartsbuild/cache.lua",
     ["codeartsbuild.cli"] = "lua/codeartsbuild/cli.lua",
     ["codeartsbuild.nvim"] = "lua/codeartsbuild/nvim.lua",
     ["codeartsbuild.health"] = "lua/codeartsbuild/health.lua",

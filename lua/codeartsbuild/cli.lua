@@ -544,8 +544,9 @@ end
 
 --- One option as zsh's _arguments takes it: '--name[what it does]:VALUE:(values)'.
 local function zsh_spec(option, help)
-  local what = (help or option.help):gsub("%%d", "N"):gsub("[%[%]:'\\]", ""):gsub("%s+", " ")
+  local what = (help or option.help):gsub("%%d", "N"):gsub("%s+", " ")
   if #what > 70 then what = what:sub(1, 67) .. "..." end
+  what = what:gsub("\\", ""):gsub("[%[%]]", "\\%0"):gsub("'", "'\\''")
   local spec = "--" .. option.name .. "[" .. what .. "]"
   if option.value then
     local values = values_of(option)
@@ -575,7 +576,7 @@ local function zsh_completion()
   out[#out + 1] = "  )"
   out[#out + 1] = "  commands=("
   for _, command in ipairs(COMMANDS) do
-    out[#out + 1] = ("    '%s:%s'"):format(command.name, command.summary:gsub("[':]", ""))
+    out[#out + 1] = ("    '%s:%s'"):format(command.name, (command.summary:gsub(":", "\\:"):gsub("'", "'\\''")))
   end
   out[#out + 1] = "  )"
   out[#out + 1] = "  _arguments -C $globals '1:command:->command' '*::argument:->argument'"
