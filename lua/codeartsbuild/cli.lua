@@ -1372,20 +1372,21 @@ function commands.history(run, args)
   local client = run:client_for()
   local iterator, message, err = client:history(job, { days = days })
   if not iterator then fail(failure_message(message, err)) end
-  local entries = {}
+  local entries, count = {}, 0
   local ok, failure = pcall(function()
     for entry in iterator do
+      count = count + 1
       if options.json then
         run.stdout:write(encode(entry, ranks{ "build_number", "result", "start_time", "end_time" }), "\n")
       else
         entries[#entries + 1] = entry
       end
-      if limit and #entries >= limit then break end
+      if limit and count >= limit then break end
     end
   end)
   if not ok then fail(failure_message(type(failure) == "table" and failure.message or failure, failure)) end
   if options.json then return end
-  if #entries == 0 then
+  if count == 0 then
     run:note(("no build of %s in the last %d days"):format(job, days))
     return
   end
