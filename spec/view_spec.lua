@@ -345,12 +345,25 @@ describe("make repl", function()
     os.execute("rm -rf " .. run.quote(dir))
     assert.are.equal(0, status, out)
     local intro = out:match("(codeartsbuild %d+%.%d+%.%d+: `client` reads http://127%.0%.0%.1:%d+ %(the bundled "
-      .. "emulator%); `cb`, `view` and `job` are set%.\ntry: [^\n]+\n)")
+      .. "emulator%); `cb`, `view`, `show` and `job` are set%.\ntry: [^\n]+\n)")
     assert.truthy(intro, out)
     assert.truthy(out:find("latest=1200", 1, true), out)
     assert.truthy(out:find("BUILD  STATUS ", 1, true), out) -- after a prompt: LuaJIT echoes no input
     assert.truthy(out:find("\n%s*1199  %u+ "), out)
     assert.truthy(out:find("\n?#61 %u+ %S+ %x%x%x%x%x%x%x "), out)
     assert.is_nil(out:find("\27", 1, true), out) -- a pipe: no colours
+  end)
+
+  it("starts without credentials too, and says how to make a client", function()
+    local root = run.cwd()
+    local out, status = run.capture(("printf 'print(client == nil, type(show))\\nos.exit()\\n' | env -i PATH=%s "
+      .. "LUA_PATH=%s LUA_CPATH=%s %s -i %s"):format(run.quote(os.getenv("PATH")),
+      run.quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), run.quote(run.build_dir(root) .. "/?.so;;"),
+      run.lua, run.quote(root .. "/examples/repl.lua")))
+    assert.are.equal(0, status, out)
+    assert.truthy(out:find("codeartsbuild %d+%.%d+%.%d+: no `client` yet: no region: "), out)
+    assert.truthy(out:find('\nmake one: client = cb.new{ region = "cn-north-4", ak = "...", sk = "...", project_id = '
+      .. '"..." }\n', 1, true), out)
+    assert.truthy(out:find("true\tfunction", 1, true), out)
   end)
 end)
