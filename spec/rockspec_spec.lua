@@ -3,12 +3,17 @@
 -- `luarocks pack` of the installed rock, `luarocks test`, and released rockspecs whose tag exists.
 local run = require "spec.support.run"
 
+--- The files of a checkout copy, but the rock tree the specs install into.
+local function files_of(dir)
+  return (run.capture(("cd %s && find . -path ./tree -prune -o -type f -print | LC_ALL=C sort"):format(run.quote(dir))))
+end
+
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
 -- What a clone has (tracked and new files, nothing ignored such as a built core.so in lua/).
 local function copy_checkout(dest)
   local out, status = run.capture(("git ls-files -co --exclude-standard -- csrc lua bin plugin docs share "
-    .. "'*.rockspec' | "
+    .. "Makefile '*.rockspec' | "
     .. "tar -cf - -T - | tar -xf - -C %s"):format(run.quote(dest)))
   assert(status == 0, out)
 end
@@ -51,9 +56,12 @@ end
 describe("the rockspecs", function()
   local work
 
+  local cloned -- what copy_checkout copied
+
   before_each(function()
     work = run.tmpdir()
     copy_checkout(work)
+    cloned = files_of(work)
   end)
 
   after_each(function()
@@ -118,6 +126,13 @@ describe("the rockspecs", function()
       assert.are.equal(0, status, out)
       assert.truthy(out:match("^codeartsbuild %d+%.%d+%.%d+ %("), out)
 
+      -- `luarocks make` builds in the checkout (./codeartsbuild/core.so, csrc/*.o): `make clean`
+      -- takes the checkout back to what it was.
+      local built = run.capture(("cd %s && ls codeartsbuild/core.so csrc/*.o | wc -l"):format(run.quote(work)))
+      assert.is_true(tonumber(built:match("%d+")) > 1, built)
+      out, status = run.capture(("cd %s && make --no-print-directory clean"):format(run.quote(work)))
+      assert.are.equal(0, status, out)
+      assert.are.equal(cloned, files_of(work))
       out, status = run.capture(("cd %s && luarocks --lua-version %s --tree %s pack codeartsbuild")
         :format(run.quote(work), version, run.quote(tree)))
       assert.are.equal(0, status, out)
