@@ -214,9 +214,10 @@ describe("bin/codeartsbuild", function()
       { { "history", JOB, "--last", "5" }, "history takes no --last" },
       { { "config", JOB, JOB }, "unexpected argument" },
     }
+    setup(function() emu:reset() end)
+
     for _, case in ipairs(cases) do
-      it(("exit status 2, one line, nothing sent: %s"):format(table.concat(case[1], " ")), function()
-        emu:reset()
+      it(("exit status 2, one line: %s"):format(table.concat(case[1], " "):gsub("%c", "?"):sub(1, 100)), function()
         local out, err, status = cli(case[1], env)
         assert.are.equal(2, status, err)
         assert.are.equal("", out)
@@ -224,9 +225,12 @@ describe("bin/codeartsbuild", function()
         assert.truthy(err:find("^codeartsbuild: "), err)
         assert.truthy(err:find(case[2], 1, true), err)
         assert.truthy(err:find("(see codeartsbuild", 1, true), err)
-        assert.are.equal(0, requests())
       end)
     end
+
+    it("sent nothing for any of them", function()
+      assert.are.equal(0, requests())
+    end)
 
     it("refuses a secret on the command line, never echoing it", function()
       emu:reset()
@@ -802,9 +806,9 @@ describe("bin/codeartsbuild", function()
       assert.truthy(err:find("^codeartsbuild: no endpoint: give %-%-region or %-%-endpoint"), err)
       _, err = cli({ "latest", JOB, "--endpoint", "http://build.example.com" }, env)
       assert.truthy(err:find("http:// is used only for a loopback host", 1, true), err)
+      local all = table.concat({ (select(2, cli({ "latest", JOB }, { CODEARTSBUILD_ENDPOINT = emu.url }))),
+        (select(2, cli({ "latest", JOB }, {}))), err }, "\n")
       for _, text in ipairs{ "region=", "endpoint=", "token=", "allow_http", "pass " } do
-        local all = table.concat({ (select(2, cli({ "latest", JOB }, { CODEARTSBUILD_ENDPOINT = emu.url }))),
-          (select(2, cli({ "latest", JOB }, {}))), err }, "\n")
         assert.is_nil(all:find(text, 1, true), text .. " in: " .. all)
       end
     end)
@@ -866,8 +870,10 @@ describe("bin/codeartsbuild", function()
       end
     end)
 
-    --- The options each command's --help names.
+    --- The options each command's --help names (read once).
+    local help_options
     local function options_in_help()
+      if help_options then return help_options end
       local by_command = {}
       for _, name in ipairs{ "record", "list", "summary", "latest", "history", "get", "config" } do
         local help = cli({ name, "--help" })
@@ -875,22 +881,41 @@ describe("bin/codeartsbuild", function()
         for option in help:gmatch("\n  %-%-([%w%-]+)") do set[#set + 1] = option end
         by_command[name] = set
       end
+      help_options = by_command
       return by_command
     end
 
     it("complete in bash: commands, each command's options, and the values of --status, --trigger, --region", function()
-      local function complete(line)
-        local script = ([=[
-          source %s
-          read -ra COMP_WORDS <<<%s
-          [[ %s == *" " ]] && COMP_WORDS+=("")
-          COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-          _codeartsbuild
-          echo "${COMPREPLY[*]}"
-        ]=]):format(run.quote(ROOT .. "/" .. generated[1][2]), run.quote(line), run.quote(line))
-        local out, status = run.capture("bash -c " .. run.quote(script))
+      --- What bash completes for each line (one bash for all of them).
+      local function complete_all(lines)
+        local script = { "source " .. run.quote(ROOT .. "/" .. generated[1][2]) }
+        for _, line in ipairs(lines) do
+          script[#script + 1] = ([=[
+            read -ra COMP_WORDS <<<%s
+            [[ %s == *" " ]] && COMP_WORDS+=("")
+            COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=()
+            _codeartsbuild
+            echo "${COMPREPLY[*]}"]=]):format(run.quote(line), run.quote(line))
+        end
+        local out, status = run.capture("bash -c " .. run.quote(table.concat(script, "\n")))
         assert.are.equal(0, status, out)
-        return out:gsub("\n$", "")
+        return lines_of(out)
+      end
+      local cases = {
+        "codeartsbuild ", "codeartsbuild su", "codeartsbuild list " .. JOB .. " --status F",
+        "codeartsbuild -q summary J --trigger P", "codeartsbuild --region cn-n", "codeartsbuild completion b",
+        "codeartsbuild list J --last ",
+      }
+      local names = {}
+      for name in pairs(options_in_help()) do
+        names[#names + 1] = name
+        cases[#cases + 1] = "codeartsbuild " .. name .. " J --"
+      end
+      local results = complete_all(cases)
+      local function complete(line)
+        for i, case in ipairs(cases) do
+          if case == line then return results[i] end
+        end
       end
       local first = complete("codeartsbuild ")
       assert.truthy(first:find("^record list summary latest history get config completion man help "), first)
@@ -900,7 +925,8 @@ describe("bin/codeartsbuild", function()
       assert.are.equal("cn-north-4 cn-north-1", complete("codeartsbuild --region cn-n"))
       assert.are.equal("bash", complete("codeartsbuild completion b"))
       assert.are.equal("", complete("codeartsbuild list J --last "))
-      for name, options in pairs(options_in_help()) do
+      for _, name in ipairs(names) do
+        local options = options_in_help()[name]
         local offered = " " .. complete("codeartsbuild " .. name .. " J --") .. " "
         for _, option in ipairs(options) do
           assert.truthy(offered:find(" --" .. option .. " ", 1, true), name .. " --" .. option .. ":" .. offered)
