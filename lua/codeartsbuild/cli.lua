@@ -959,7 +959,8 @@ local function read_profile(name, getenv)
   end
   local file, open_error = io.open(path, "r")
   if not file then
-    return nil, ("--profile %s: cannot read the credentials file: %s"):format(shown(name), shown(open_error))
+    return nil, ("--profile %s: cannot read the credentials file: %s"):format(shown(name),
+      (tostring(open_error):gsub("%c", "?")))
   end
   local text, read_error = file:read("*a")
   file:close()
