@@ -5,6 +5,8 @@
 -- MODE
 --   seq       client:record_info(job, n) in a loop, one request at a time
 --   fetch     client:fetch(job, { from =, to = }, { concurrency = c }), one call per job (and pass)
+--   range     one client:fetch(job, { from = 1, to = count }, { concurrency = c }) on the first job
+--             (the distance bench's 1,000-build walk)
 --   records   for n, rec, err in client:records(job, { from =, to =, concurrency = c })
 --   startup   the time from before `require "codeartsbuild"` to the first record in hand
 --   walk      records() over `count` builds of the walk job, sampling the RSS as it goes
@@ -12,7 +14,7 @@
 -- keys: count (records in the run, default 20000), builds (documents per job on the server,
 -- default 10000), concurrency (default 16), auth ("token", default, or "aksk": nginx checks
 -- neither, but aksk makes the client sign every request), jobs (comma-separated: the camelCase job,
--- then the snake_case one), walk_job.
+-- then the snake_case one), walk_job, ca_file (the CA that signed an https endpoint's certificate).
 --
 -- A run reads half its records from each job (so both spellings are normalised), build numbers
 -- 1, 2, ... wrapping after `builds`. Every record is checked (its buildNo must be the number asked
@@ -27,15 +29,15 @@ local mode, endpoint = arg[1], arg[2]
 local opt = {
   count = 20000, builds = 4000, concurrency = 16, auth = "token",
   jobs = "benchcamel0000000000000000000000,benchsnake0000000000000000000000",
-  walk_job = "benchwalk00000000000000000000000",
+  walk_job = "benchwalk00000000000000000000000", ca_file = "",
 }
 for i = 3, #arg do
-  local key, value = arg[i]:match("^(%w+)=(.*)$")
+  local key, value = arg[i]:match("^([%w_]+)=(.*)$")
   if not key or opt[key] == nil then error("unknown argument " .. arg[i]) end
   opt[key] = tonumber(value) or value
 end
 if not (mode and endpoint) then
-  io.stderr:write("usage: lua5.4 bench/client.lua seq|fetch|records|startup|walk ENDPOINT [key=value ...]\n")
+  io.stderr:write("usage: lua5.4 bench/client.lua seq|fetch|range|records|startup|walk ENDPOINT [key=value ...]\n")
   os.exit(2)
 end
 
@@ -47,6 +49,7 @@ local function options()
     endpoint = endpoint, retries = 0,
     -- The client's own cap must not be what limits a walk: at least the walk's concurrency.
     concurrency = math.max(64, opt.concurrency),
+    ca_file = opt.ca_file ~= "" and opt.ca_file or nil,
   }
   if opt.auth == "aksk" then
     o.ak, o.sk = "BENCHAKEXAMPLE0000000", "benchSKexample000000000000000000000000000"
@@ -155,7 +158,7 @@ if mode == "walk" then
     rss_peak_kb = peak, heap_start_kb = heap0, heap_end_kb = collectgarbage("count"), rss_samples_kb = samples,
   }
 else
-  local plan = segments(count)
+  local plan = mode == "range" and { { job = jobs[1], from = 1, to = count } } or segments(count)
   local t0, c0 = system.monotime(), os.clock()
   if mode == "seq" then
     for _, seg in ipairs(plan) do
@@ -165,7 +168,7 @@ else
         if rec and rec.buildNo == n then records = records + 1 else bad(n, rec, err) end
       end
     end
-  elseif mode == "fetch" then
+  elseif mode == "fetch" or mode == "range" then
     for _, seg in ipairs(plan) do
       local recs, errs = client:fetch(seg.job, { from = seg.from, to = seg.to }, { concurrency = conc })
       if not recs then error(errs) end

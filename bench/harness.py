@@ -1,5 +1,6 @@
-"""Shared pieces of the benchmark scripts (bench/run.py, bench/profile.py): paths, the data set,
-the nginx server, and running one client process with its resource usage measured.
+"""Shared pieces of the benchmark scripts (bench/run.py, bench/distance.py, bench/profile_client.py):
+paths, the data set, the nginx server (plain HTTP, and TLS with a CA made at run time), the latency
+proxy, and running one client process with its resource usage measured.
 
 Nothing here talks to anything but 127.0.0.1. Every process started here is stopped here: the
 nginx server stops when its `with` block ends, and `stop_all()` runs at exit and on SIGINT/SIGTERM.
@@ -164,7 +165,32 @@ def free_port():
         return s.getsockname()[1]
 
 
-def nginx_conf(prefix, www, port, documents):
+def make_tls(folder):
+    """A CA and a server certificate for 127.0.0.1 and localhost signed by it (ECDSA P-256), made
+    with the openssl CLI: {"ca", "cert", "key"} paths. Clients verify the server with the CA."""
+    folder.mkdir(parents=True, exist_ok=True)
+    f = {name: folder / name for name in ("ca.pem", "ca.key", "server.pem", "server.key", "server.csr", "san.cnf")}
+    f["san.cnf"].write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+                            "basicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n")
+
+    def openssl(*argv):
+        subprocess.run(["openssl", *argv], check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", f["ca.key"], "-out", f["ca.pem"], "-days", "2",
+            "-subj", "/CN=codeartsbuild bench CA")
+    openssl("req", *ec, "-keyout", f["server.key"], "-out", f["server.csr"], "-subj", "/CN=127.0.0.1")
+    openssl("x509", "-req", "-in", f["server.csr"], "-CA", f["ca.pem"], "-CAkey", f["ca.key"], "-CAcreateserial",
+            "-days", "2", "-extfile", f["san.cnf"], "-out", f["server.pem"])
+    return {"ca": f["ca.pem"], "cert": f["server.pem"], "key": f["server.key"]}
+
+
+# One line per request on the TLS server: the connection's number (HTTP/2 streams share their
+# connection's), the request's index on it, "r" when the TLS session was resumed, the protocols.
+TLS_LOG_FORMAT = "$connection $connection_requests $ssl_session_reused $server_protocol $ssl_protocol $status"
+
+
+def nginx_conf(prefix, www, port, documents, tls=None):
     # nginx keeps each cached document open: the cache must hold the data set (else it thrashes)
     # and the worker's descriptor limit must hold the cache plus the connections. A worker that
     # runs out of descriptors stops accepting connections, and clients hang.
@@ -210,24 +236,49 @@ http {{
             return 200 '{walk_template()}';
         }}
     }}
-}}
+{tls_server(prefix, www, tls) if tls else ""}}}
+"""
+
+
+def tls_server(prefix, www, tls):
+    """The same documents over TLS: port h1 offers http/1.1 only (ALPN), port h2 offers h2 too.
+    TLS 1.2 and 1.3, session cache and tickets on (resumption possible), an access log (TLS_LOG_FORMAT)."""
+    return f"""    log_format cbtls '{TLS_LOG_FORMAT}';
+    server {{
+        listen 127.0.0.1:{tls["h1"]} ssl backlog=4096;
+        listen 127.0.0.1:{tls["h2"]} ssl http2 backlog=4096;
+        ssl_certificate {tls["cert"]};
+        ssl_certificate_key {tls["key"]};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 1h;
+        ssl_session_tickets on;
+        access_log {prefix}/tls-access.log cbtls;
+        root {www};
+        add_header X-Request-Id $request_id always;
+        location / {{ }}
+    }}
 """
 
 
 class Nginx:
-    """nginx-light on 127.0.0.1:<free port>, pinned to SERVER_CPU, its own prefix in a temp dir."""
+    """nginx-light on 127.0.0.1:<free port>, pinned to SERVER_CPU, its own prefix in a temp dir;
+    with tls=True also the TLS server (ports tls_port["h1"] and ["h2"], CA in self.ca)."""
 
-    def __init__(self, www):
+    def __init__(self, www, tls=False):
         self.www = www
         self.prefix = Path(tempfile.mkdtemp(prefix="cb-bench-nginx-"))
         self.port = free_port()
+        self.tls = None
+        if tls:
+            self.tls = dict(make_tls(self.prefix / "tls"), h1=free_port(), h2=free_port())
         self.proc = None
         self.worker_pid = None
 
     def __enter__(self):
         (self.prefix / "tmp").mkdir()
         conf = self.prefix / "nginx.conf"
-        conf.write_text(nginx_conf(self.prefix, self.www, self.port, document_count(self.www)))
+        conf.write_text(nginx_conf(self.prefix, self.www, self.port, document_count(self.www), self.tls))
         self.proc = subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, "nginx", "-p", str(self.prefix), "-c", str(conf), "-e",
              str(self.prefix / "error.log")], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -261,8 +312,73 @@ class Nginx:
     def endpoint(self):
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def ca(self):
+        return self.tls and self.tls["ca"]
+
+    @property
+    def access_log(self):
+        return self.prefix / "tls-access.log"
+
     def worker_cpu_s(self):
         return process_cpu_s(self.worker_pid)
+
+
+def connection_stats(lines):
+    """What the TLS server's access log lines (TLS_LOG_FORMAT) of one run say about connections:
+    how many were used, how many began with a full or a resumed handshake, requests on each, and
+    the protocols seen."""
+    conns = {}
+    protocols = set()
+    for line in lines:
+        f = line.split()
+        if len(f) < 6:
+            continue
+        c = conns.setdefault(f[0], {"requests": 0, "resumed": f[2] == "r"})
+        c["requests"] += 1
+        protocols.add(f"{f[3]} {f[4]}")
+    requests = [c["requests"] for c in conns.values()]
+    return {"connections": len(conns), "resumed": sum(1 for c in conns.values() if c["resumed"]),
+            "full": sum(1 for c in conns.values() if not c["resumed"]), "requests": sum(requests),
+            "max_requests_per_conn": max(requests, default=0), "protocols": sorted(protocols)}
+
+
+class LatencyProxy:
+    """build/bench/latency_proxy (bench/latency_proxy.c) holding each direction for one_way_ms, in
+    front of the given nginx ports: self.ports maps each target port to the proxy's. Run at a
+    real-time priority when it may (chrt), so that the machine's load does not make it late. On
+    exit: self.accepted (connections per target port) and self.late_us (p50, p99, max, chunks)."""
+
+    BINARY = OUT / "latency_proxy"
+
+    def __init__(self, one_way_ms, targets):
+        self.one_way_ms, self.targets = one_way_ms, list(targets)
+        self.ports, self.accepted, self.late_us, self.realtime = {}, {}, None, False
+
+    def __enter__(self):
+        argv = [str(self.BINARY), str(round(self.one_way_ms * 1000))] + [f"0:{t}" for t in self.targets]
+        self.realtime = subprocess.run(["chrt", "-f", "10", "true"], capture_output=True).returncode == 0
+        self.proc = subprocess.Popen((["chrt", "-f", "10"] if self.realtime else []) + argv, text=True,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        _children.append(self.proc)
+        for line in self.proc.stdout:
+            if line.startswith("listen "):
+                listen, target = map(int, line.split()[1:])
+                self.ports[target] = listen
+            elif line.strip() == "ready":
+                return self
+        raise RuntimeError("latency proxy did not start")
+
+    def __exit__(self, *exc):
+        stop_process(self.proc)
+        if self.proc in _children:
+            _children.remove(self.proc)
+        for line in self.proc.stdout.read().splitlines():
+            if line.startswith("accepted "):
+                self.accepted = dict(zip(self.targets, map(int, line.split()[1:])))
+            elif line.startswith("late_us "):
+                self.late_us = [int(x) for x in line.split()[1:]]
+        self.proc.stdout.close()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -466,6 +582,7 @@ def machine_info():
     versions = {
         "nginx": command_output(["dpkg-query", "-W", "-f=${Version}", "nginx-light"]),
         "wrk": command_output(["dpkg-query", "-W", "-f=${Version}", "wrk"]),
+        "h2load": command_output(["dpkg-query", "-W", "-f=${Version}", "nghttp2-client"]),
         "curl": command_output(["curl", "--version"]).splitlines()[0] if shutil.which("curl") else "",
         "lua": " ".join(command_output([LUA, "-v"]).split()[:2]),
         "lua-cjson": command_output(["dpkg-query", "-W", "-f=${Version}", "lua-cjson"]),
@@ -494,7 +611,9 @@ if __name__ == "__main__":
         sys.exit("usage: python3 bench/harness.py serve [BUILDS]")
     www = OUT / "www"
     generate_data(www, int(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_BUILDS)
-    with Nginx(www) as server:
+    with Nginx(www, tls=True) as server:
         print(server.endpoint, "camel:", CAMEL_JOB, "snake:", SNAKE_JOB, "walk:", WALK_JOB, flush=True)
+        print(f"TLS: https://127.0.0.1:{server.tls['h1']} (http/1.1), https://127.0.0.1:{server.tls['h2']} "
+              f"(h2 and http/1.1), CA {server.ca}, log {server.access_log}", flush=True)
         while True:
             time.sleep(3600)

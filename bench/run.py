@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The benchmark of issue 6 (`make bench`): codeartsbuild against the server's ceiling (wrk) and the
-curl CLI, in one run, on one machine.
+"""The benchmark of issues 6 and 15 (`make bench`): codeartsbuild against the server's ceiling (wrk,
+h2load) and the curl CLI, over plain HTTP, over TLS, and over TLS at a distance, in one run, on one
+machine.
 
-    python3 bench/run.py [--runs 5] [--count 20000] [--wrk-seconds 2] [--only NAME ...]
+    python3 bench/run.py [--runs 3] [--count 20000] [--rtt 20 80] [--only PART|NAME ...]
 
 What it does, in order:
 
@@ -19,26 +20,35 @@ What it does, in order:
    CPU is thrown away and run again (`--retries`, within `--quiet-budget` seconds of waiting);
 4. measures `require "codeartsbuild"` + the first record_info on the warm server (fresh process
    each time), and the RSS of a records() walk over 100,000 builds;
-5. writes bench/RESULTS.md and bench/results.png (records/s against concurrency, gnuplot), and
-   the raw numbers of every run to build/bench/results.json (with --report elsewhere: the report,
-   the plot and the raw numbers go there instead).
+5. the TLS and distance parts (bench/distance.py): the clients over TLS on loopback, then through
+   the latency proxy at each --rtt: 1,000 builds at concurrency 16 and the first record of a fresh
+   process, with connections and handshakes from nginx's access log;
+6. writes bench/RESULTS.md, bench/results.png (records/s against concurrency, gnuplot) and
+   bench/distance.png, and the raw numbers of every run to build/bench/results.json (with --report
+   elsewhere: the report, the plots and the raw numbers go there instead).
+
+`--only PART ...` (plain, tls, distance) runs those parts; into the default report, the parts not
+run come from the last build/bench/results.json.
 
 Figures are medians over the runs. records/s: wrk's own count and duration; for curl, the
 process's wall time (start-up included: a few ms of a run of seconds); for codeartsbuild, the
 driver's measured loop (bench/client.lua; the client is made before the clock starts). Client CPU
 per record: the whole process (start-up included) divided by the records it got.
 
-nginx and every client stop when the script ends, fails or is interrupted.
+nginx, the proxy and every client stop when the script ends, fails or is interrupted.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import harness as h
@@ -50,12 +60,20 @@ CONCURRENCIES = (1, 4, 16, 64)
 # Scenarios: how to run each client, and how to read what it did
 
 class Scenario:
-    def __init__(self, name, client, concurrency, label, env=None):
+    """One way of reading the records. port: "plain" (HTTP), or the TLS server's "h1" (ALPN offers
+    http/1.1 only) or "h2" (h2 and http/1.1), directly or through the latency proxy (ctx.endpoint)."""
+    port = "plain"
+
+    def __init__(self, name, client, concurrency, label, env=None, port=None):
         self.name, self.client, self.concurrency, self.label = name, client, concurrency, label
         self.env = env or {}  # added to the client's environment
+        self.port = port or self.port
 
     def argv(self, ctx):
         raise NotImplementedError
+
+    def environment(self, ctx):
+        return self.env
 
     def parse(self, run, ctx):
         """(records, seconds, loop_cpu_s or None) from a finished run; raises on a bad run."""
@@ -63,9 +81,11 @@ class Scenario:
 
 
 class Wrk(Scenario):
+    seconds = None  # ctx.wrk_seconds
+
     def argv(self, ctx):
-        return ["wrk", "-t1", f"-c{self.concurrency}", f"-d{ctx.wrk_seconds}s", "-s", str(h.BENCH / "wrk_paths.lua"),
-                ctx.server.endpoint, "--", str(ctx.paths_file), h.TOKEN]
+        return ["wrk", "-t1", f"-c{self.concurrency}", f"-d{self.seconds or ctx.wrk_seconds}s", "-s",
+                str(h.BENCH / "wrk_paths.lua"), ctx.endpoint(self.port), "--", str(ctx.paths_file), h.TOKEN]
 
     def parse(self, run, ctx):
         w = h.last_json_line(run["stdout"], "WRK ")
@@ -77,9 +97,17 @@ class Wrk(Scenario):
 
 class Curl(Scenario):
     def argv(self, ctx):
-        argv = ["curl", "-s", "-K", str(ctx.curl_config)]
+        config = ctx.work / "curl.cfg"
+        config.write_text(f'header = "Accept: application/json"\nheader = "X-Auth-Token: {h.TOKEN}"\n'
+                          'write-out = "%{stderr}%{http_code}\\n"\n' +
+                          (f'cacert = "{ctx.server.ca}"\n' if self.port != "plain" else "") +
+                          "".join(f'url = "{ctx.endpoint(self.port)}{p}"\n' for p in ctx.paths))
+        argv = ["curl", "-s", "-K", str(config)]
         if self.concurrency > 1:
-            argv[2:2] = ["--parallel", "--parallel-max", str(self.concurrency), "--parallel-immediate"]
+            # --parallel-immediate: open the connections at once rather than wait to see whether the
+            # first can carry them all as HTTP/2 streams (which curl does on the h2 port).
+            argv[2:2] = ["--parallel", "--parallel-max", str(self.concurrency)] + \
+                (["--parallel-immediate"] if self.port != "h2" else [])
         return argv
 
     def parse(self, run, ctx):
@@ -91,14 +119,42 @@ class Curl(Scenario):
         return ok, run["wall_s"], None
 
 
+class H2load(Scenario):
+    """h2load (nghttp2-client): ctx.count requests over `clients` connections, `streams` at a time
+    on each (HTTP/2), or one at a time over HTTP/1.1 (h1=True). Each connection reads ctx.paths in
+    order; its own count and duration ("finished in", connection set-up included)."""
+
+    def __init__(self, name, label, port, clients, streams, h1=False):
+        super().__init__(name, "h2load", clients * streams, label, port=port)
+        self.clients, self.streams, self.h1 = clients, streams, h1
+
+    def argv(self, ctx):
+        urls = ctx.work / "urls.txt"
+        urls.write_text("".join(f"{ctx.endpoint(self.port)}{p}\n" for p in ctx.paths))
+        return ["h2load", "-n", str(ctx.count), "-c", str(self.clients), "-m", str(self.streams)] + \
+            (["--h1"] if self.h1 else []) + ["-i", str(urls), "-H", "accept: application/json",
+                                             "-H", f"x-auth-token: {h.TOKEN}"]
+
+    def parse(self, run, ctx):
+        out = run["stdout"]
+        finished = re.search(r"finished in ([\d.]+)(ms|s)", out)
+        ok = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out)
+        codes = re.search(r"status codes: (\d+) 2xx", out)
+        if run["exit"] != 0 or not (finished and ok and codes) or int(codes.group(1)) != ctx.count:
+            raise RuntimeError(f"h2load: exit {run['exit']}: {out[-500:]} {run['stderr'][-300:]}")
+        seconds = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
+        return int(codes.group(1)), seconds, None
+
+
 class Codeartsbuild(Scenario):
-    def __init__(self, name, mode, concurrency, label, auth="token", env=None):
-        super().__init__(name, "codeartsbuild", concurrency, label, env)
+    def __init__(self, name, mode, concurrency, label, auth="token", env=None, port=None):
+        super().__init__(name, "codeartsbuild", concurrency, label, env, port)
         self.mode, self.auth = mode, auth
 
     def argv(self, ctx):
-        return [h.LUA, str(h.BENCH / "client.lua"), self.mode, ctx.server.endpoint, f"count={ctx.count}",
-                f"builds={ctx.builds}", f"concurrency={self.concurrency}", f"auth={self.auth}"]
+        return [h.LUA, str(h.BENCH / "client.lua"), self.mode, ctx.endpoint(self.port), f"count={ctx.count}",
+                f"builds={ctx.builds}", f"concurrency={self.concurrency}", f"auth={self.auth}"] + \
+            ([f"ca_file={ctx.server.ca}"] if self.port != "plain" else [])
 
     def parse(self, run, ctx):
         if run["exit"] != 0:
@@ -129,23 +185,57 @@ def scenarios():
 # Running
 
 class Context:
-    pass
+    proxy = None   # the latency proxy of the run in progress (distance part)
+    rtt_ms = None  # the round trip it adds; None: straight to nginx
+
+    def endpoint(self, port):
+        if port == "plain":
+            return self.server.endpoint
+        target = self.server.tls[port]
+        return f"https://127.0.0.1:{self.proxy.ports[target] if self.proxy else target}"
+
+
+def tls_log(ctx, offset, expected):
+    """The TLS server's access log lines from `offset` on, once `expected` requests are in it (nginx
+    writes a line when it has sent the answer: it may come just after the client has exited)."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        with open(ctx.server.access_log, "rb") as f:
+            f.seek(offset)
+            lines = f.read().decode(errors="replace").splitlines()
+        if len(lines) >= expected or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.02)
 
 
 def measured_run(scenario, ctx):
-    env = dict(h.lua_env(), **scenario.env)
-    run = h.run_client(scenario.argv(ctx), server=ctx.server, timeout=ctx.timeout, peak_rss=True,
-                       stdout_to_devnull=isinstance(scenario, Curl), env=env)
+    tls = scenario.port != "plain"
+    log_from = ctx.server.access_log.stat().st_size if tls and ctx.server.access_log.exists() else 0
+    with contextlib.ExitStack() as stack:
+        if tls and ctx.rtt_ms:
+            ctx.proxy = stack.enter_context(h.LatencyProxy(ctx.rtt_ms / 2, [ctx.server.tls["h1"],
+                                                                             ctx.server.tls["h2"]]))
+        try:
+            env = dict(h.lua_env(), **scenario.environment(ctx))
+            run = h.run_client(scenario.argv(ctx), server=ctx.server, timeout=ctx.timeout, peak_rss=True,
+                               stdout_to_devnull=isinstance(scenario, Curl), env=env)
+        finally:
+            proxy, ctx.proxy = ctx.proxy, None
     entry = {k: run[k] for k in ("wall_s", "cpu_s", "user_s", "sys_s", "maxrss_kb", "server_cpu_s", "cpu_busy_s")}
     try:
         records, seconds, loop_cpu = scenario.parse(run, ctx)
     except (RuntimeError, ValueError) as e:
         entry["error"] = str(e)
         return entry
+    if tls:  # connections and handshakes, as nginx saw them and (at a distance) as the proxy counted
+        entry["conns"] = h.connection_stats(tls_log(ctx, log_from, records))
+        if proxy:
+            entry["opened"] = proxy.accepted[ctx.server.tls[scenario.port]]
+            entry["proxy_late_us"] = proxy.late_us
     other_cpu1 = run["cpu_busy_s"].get(h.CLIENT_CPU, 0.0) - run["cpu_s"]
     other_cpu0 = run["cpu_busy_s"].get(h.SERVER_CPU, 0.0) - run["server_cpu_s"]
     entry.update({
-        "records": records, "seconds": seconds, "rate": records / seconds,
+        "records": records, "seconds": seconds, "rate": records / seconds if seconds else 0.0,
         "cpu_us_per_record": run["cpu_s"] * 1e6 / records,
         "loop_cpu_us_per_record": loop_cpu * 1e6 / records if loop_cpu is not None else None,
         "server_cpu_us_per_record": run["server_cpu_s"] * 1e6 / records,
@@ -173,10 +263,33 @@ def quiet_run(scenario, ctx, args):
         if attempt == args.retries or ctx.waited >= args.quiet_budget:
             entry["loaded"] = True
             return entry
-        ctx.rejected[scenario.name] += 1
+        ctx.rejected[scenario.name] = ctx.rejected.get(scenario.name, 0) + 1
         h.log(f"bench: {scenario.name}: other processes used {entry['others_cpu0']:.0%} of CPU 0 and "
               f"{entry['others_cpu1']:.0%} of CPU 1 during the run: running it again")
     return entry
+
+
+def run_rounds(ctx, scenarios, runs, args, tag=""):
+    """`runs` rounds of the scenarios (round 1 runs each once, then round 2...), so that a burst of
+    load from elsewhere hits all of them alike. Returns ({name: [run, ...]}, {name: runs rejected})."""
+    results, ctx.rejected = {sc.name: [] for sc in scenarios}, {}
+    for round_no in range(1, runs + 1):
+        for sc in scenarios:
+            entry = quiet_run(sc, ctx, args)
+            results[sc.name].append(entry)
+            h.log(f"bench: {tag + ' ' if tag else ''}round {round_no}/{runs} {sc.name:18} " +
+                  (f"ERROR {entry['error'][:200]}" if "error" in entry else
+                   f"{entry['rate']:9,.0f} records/s  {entry['seconds']:7.3f} s  "
+                   f"{entry['cpu_us_per_record']:6.1f} µs/record  "
+                   f"others on CPU 0/1: {entry['others_cpu0']:.0%}/{entry['others_cpu1']:.0%}" +
+                   (f"  {entry['conns']['connections']} conn, {entry['conns']['resumed']} resumed"
+                    if "conns" in entry else "") +
+                   ("  (loaded: kept, no retry left)" if entry.get("loaded") else "")))
+    return results, ctx.rejected
+
+
+def now_utc():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 def median(values):
@@ -379,7 +492,8 @@ def display_path(path):
     return str(path.relative_to(h.ROOT)) if h.ROOT in path.parents else str(path)
 
 
-def write_report(ctx, summary, startup, walk, path, runs):
+def write_report(ctx, summary, startup, walk, path, runs, more=""):
+    """RESULTS.md: the plain-HTTP part, then `more` (the TLS and distance parts, bench/distance.py)."""
     m = ctx.machine
     v = m["versions"]
     short = [f"{sc.label} ({summary[sc.name]['shortest_s']:.2f} s)" for sc in ctx.scenarios
@@ -397,10 +511,14 @@ Written by `make bench` (`bench/run.py`) on {ctx.started} UTC, commit `{m['commi
 columns before comparing two figures, and treat a target met or missed by less than the spread as
 undecided.** Raw numbers of every run: `{display_path(ctx.raw_path)}`.
 
-## Machine and load
+"""
+    if not summary:
+        text += "## Plain HTTP\n\nNot measured (`--only` left it out, and there were no earlier results).\n\n"
+    else:
+        text += f"""## Machine and load
 
 - {m['cpu']}, {m['cores']} cores ({m['virt']}), {m['memory_gb']} GB; {m['os']}, Linux {m['kernel']}.
-- nginx-light {v['nginx']} (one worker, pinned to CPU 0), wrk {v['wrk']}, {v['curl'].split(' (')[0]},
+- nginx-light {v['nginx']} (one worker, pinned to CPU 0), wrk {v['wrk']}, h2load {v.get('h2load', '?')}, {v['curl'].split(' (')[0]},
   {v['lua']}, lua-cjson {v['lua-cjson']}, {v['openssl']}; module built with {v['gcc']}, `-O2 -g`.
 - Load average before: {' '.join(ctx.load_before)}, after: {' '.join(ctx.load_after)}. {
     "Other processes ran on the same two CPUs during this run" if sum(ctx.rejected.values()) + loaded else
@@ -408,7 +526,7 @@ undecided.** Raw numbers of every run: `{display_path(ctx.raw_path)}`.
   (up to {ctx.quiet_wait:.0f} s) for both CPUs to be at most {ctx.quiet:.0%} busy with other work, and ran again any run
   during which other processes used more than {ctx.max_others:.0%} of CPU 0 or CPU 1: {sum(ctx.rejected.values())} runs were
   thrown away and run again, {loaded} were kept although disturbed (no retry left), {ctx.waited:.0f} s went in
-  waiting. In the runs kept, other processes used a median {statistics.median(others1):.0%} of CPU 1 (the client's)
+  waiting (in all parts). In the runs kept, other processes used a median {statistics.median(others1):.0%} of CPU 1 (the client's)
   and {statistics.median(others0):.0%} of CPU 0 (nginx's); per scenario in the table.
 - Still, the median spread (max - min) / median of a scenario's runs is {statistics.median(spreads):.0%}: {
     "the disturbed runs kept, and " if loaded else ""}rounds in which no other process used our CPUs but every
@@ -478,13 +596,14 @@ RSS at the start, end and peak of each run (KB): {"; ".join(f"{r['rss_start_kb']
                                                     for r in walk['runs'])}.
 
 """
-    text += """## Reproduce
+    text += more + """## Reproduce
 
 ```sh
 make bench                      # installs what it needs (Debian), builds, measures, writes this report
+make bench BENCH_FLAGS="--only distance"   # the distance part again; the other tables stay as they were
 python3 bench/run.py --runs 3 --only wrk-c16 cb-fetch16     # a subset, quicker (--list: the names)
 python3 bench/run.py --from-json build/bench/results.json   # the report again, measuring nothing
-python3 bench/harness.py serve  # the same nginx and data set, to try a client by hand
+python3 bench/harness.py serve  # the same nginx (plain and TLS) and data set, to try a client by hand
 ```
 
 The profile of where the client's time goes is in `bench/PROFILE.md`; the instruction-count micro
@@ -495,49 +614,83 @@ benchmark of signing and normalisation is `make bench-micro`.
 
 # ---------------------------------------------------------------------------------------------------
 
+PARTS = ("plain", "tls", "distance")
+PLAIN_KEYS = ("machine", "started", "count", "builds", "settings", "scenarios", "rejected_runs", "waited_s",
+              "runs", "summary", "startup", "walk", "load_before", "load_after")
+
+
 def check_tools():
-    missing = [t for t in ("nginx", "wrk", "curl", "gnuplot", "taskset", h.LUA) if not shutil.which(t)]
+    missing = [t for t in ("nginx", "wrk", "h2load", "curl", "openssl", "gnuplot", "taskset", h.LUA)
+               if not shutil.which(t)]
     if not Path("/usr/bin/time").exists():
         missing.append("/usr/bin/time")
     if missing:
         sys.exit("bench: missing " + ", ".join(missing) + " (make bench installs them)")
     if not (h.MODULE_DIR / "codeartsbuild" / "core.so").exists():
         sys.exit(f"bench: {h.MODULE_DIR}/codeartsbuild/core.so is not built (make)")
+    if not h.LatencyProxy.BINARY.exists():
+        sys.exit(f"bench: {h.LatencyProxy.BINARY} is not built (make bench builds it)")
+
+
+def selection(args, all_scenarios):
+    """(plain scenarios, parts) that --only asks for: part names (plain, tls, distance) or names of
+    the plain table's scenarios; nothing: everything. Start-up and the long walk go with "plain"."""
+    only = args.only or list(PARTS)
+    unknown = [n for n in only if n not in PARTS and n not in {sc.name for sc in all_scenarios}]
+    if unknown:
+        sys.exit(f"bench: --only {' '.join(unknown)}: no such part or scenario (see --list)")
+    parts = [p for p in PARTS if p in only]
+    plain = [sc for sc in all_scenarios if "plain" in parts or sc.name in only]
+    return plain, parts
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=5, help="runs of each scenario (median; default 5)")
-    ap.add_argument("--count", type=int, default=20000, help="records per curl/codeartsbuild run (default 20000)")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each plain scenario (median; default 3)")
+    ap.add_argument("--count", type=int, default=20000,
+                    help="records per curl/codeartsbuild run, plain and TLS (default 20000)")
     ap.add_argument("--builds", type=int, default=h.DEFAULT_BUILDS, help="documents per job on the server")
     ap.add_argument("--wrk-seconds", type=int, default=2, help="duration of a wrk run")
-    ap.add_argument("--startup-runs", type=int, default=20)
+    ap.add_argument("--startup-runs", type=int, default=10)
     ap.add_argument("--walk-builds", type=int, default=100000)
-    ap.add_argument("--walk-runs", type=int, default=3)
-    ap.add_argument("--only", nargs="*", help="scenario names (see --list); skips start-up and walk")
+    ap.add_argument("--walk-runs", type=int, default=2)
+    ap.add_argument("--tls-runs", type=int, default=3, help="runs of each TLS scenario (default 3)")
+    ap.add_argument("--rtt", type=float, nargs="+", default=[20, 80],
+                    help="round trips of the distance part, ms (default 20 80)")
+    ap.add_argument("--distance-runs", type=int, default=3, help="runs of each distance walk (default 3)")
+    ap.add_argument("--first-runs", type=int, default=5, help="runs of each first-record scenario (default 5)")
+    ap.add_argument("--only", nargs="*",
+                    help="parts (plain, tls, distance) or plain scenario names (see --list); a plain scenario "
+                         "named alone skips start-up and the walk; into the default report, the parts not "
+                         "measured come from the last build/bench/results.json")
     ap.add_argument("--list", action="store_true", help="list the scenarios")
     ap.add_argument("--report", default=str(h.BENCH / "RESULTS.md"), help="where to write the report")
     ap.add_argument("--timeout", type=int, default=300, help="seconds before a client run is killed")
     ap.add_argument("--quiet", type=float, default=0.2,
                     help="before each run, wait until other processes use at most this share of CPU 0 and of CPU 1")
-    ap.add_argument("--quiet-wait", type=float, default=10, help="seconds to wait for that before one run, at most")
+    ap.add_argument("--quiet-wait", type=float, default=5, help="seconds to wait for that before one run, at most")
     ap.add_argument("--max-others", type=float, default=0.25,
                     help="a run during which other processes used more of CPU 0 or CPU 1 than this is run again")
-    ap.add_argument("--retries", type=int, default=4, help="times a disturbed run is run again, at most")
-    ap.add_argument("--quiet-budget", type=float, default=900,
+    ap.add_argument("--retries", type=int, default=2, help="times a disturbed run is run again, at most")
+    ap.add_argument("--quiet-budget", type=float, default=150,
                     help="seconds of waiting for quiet in all, at most; after that, runs are kept as they come")
     ap.add_argument("--from-json", metavar="FILE",
                     help="measure nothing: write the report and plot again from a results.json")
     args = ap.parse_args()
     if args.count < 2000:
         ap.error("--count: at least 2000 records per run")
-    if args.runs < 1:
-        ap.error("--runs: at least 1")
+    if min(args.runs, args.tls_runs, args.distance_runs, args.first_runs) < 1:
+        ap.error("runs: at least 1")
+
+    sys.modules.setdefault("run", sys.modules[__name__])  # bench/distance.py imports this script as `run`
+    import distance
 
     all_scenarios = scenarios()
     if args.list:
         for sc in all_scenarios:
             print(f"{sc.name:18} {sc.label}")
+        print("parts: " + " ".join(PARTS) + f"; TLS: {' '.join(sc.name for sc in distance.tls_scenarios())}; "
+              f"distance: {' '.join(sc.name for sc in distance.walk_scenarios() + distance.first_scenarios())}")
         return
     report = Path(args.report).resolve()
     report.parent.mkdir(parents=True, exist_ok=True)
@@ -547,81 +700,94 @@ def main():
     if args.from_json:
         raw = json.loads(Path(args.from_json).read_text())
     else:
-        raw = measure(args, all_scenarios)
+        raw = measure(args, all_scenarios, distance)
+        # A part not measured this time keeps its last results (--only distance: the plain and TLS
+        # tables stay as they were, and say when they were measured).
+        if raw_path.exists():
+            last = json.loads(raw_path.read_text())
+            if not raw["runs"] and last.get("runs"):
+                raw.update({k: last[k] for k in PLAIN_KEYS if k in last})
+            for part in ("tls", "distance"):
+                raw[part] = raw.get(part) or last.get(part)
         raw_path.write_text(json.dumps(raw, indent=1, default=str))
     ctx = context_from_raw(raw, all_scenarios, args)
     ctx.raw_path = Path(args.from_json) if args.from_json else raw_path
     summary = {name: summarise(runs) for name, runs in raw["runs"].items()}
     startup, walk = raw["startup"], raw["walk"]
     png = report.parent / "results.png"
-    write_plot(ctx, summary, png)
-    write_report(ctx, summary, startup, walk, report, raw["runs"])
+    if summary:
+        write_plot(ctx, summary, png)
+    write_report(ctx, summary, startup, walk, report, raw["runs"],
+                 distance.report(raw, summary, report.parent / "distance.png"))
     print(f"bench: wrote {report}, {png}" + ("" if args.from_json else f" and {raw_path}"))
     print(targets_table(summary, startup, walk, raw["runs"]))
     failed = [name for name, s in summary.items() if s["good"] < s["runs"]]
+    for part in ("tls", "distance"):
+        for runs in distance_runs(raw.get(part)):
+            failed += [name for name, rs in runs.items() if any("error" in x for x in rs)]
     if failed:
         print("bench: runs failed in " + ", ".join(failed), file=sys.stderr)
         sys.exit(1)
 
 
-def measure(args, all_scenarios):
-    """Runs everything; returns the raw results (build/bench/results.json)."""
+def distance_runs(part):
+    """The {name: runs} tables of a TLS or distance part of the raw results."""
+    if not part:
+        return []
+    if "runs" in part:
+        return [part["runs"]]
+    return [t[kind] for t in part["rtts"].values() for kind in ("walk", "first")]
+
+
+def measure(args, all_scenarios, distance):
+    """Runs everything --only selects; returns the raw results (build/bench/results.json)."""
     check_tools()
     ctx = Context()
-    ctx.scenarios = [sc for sc in all_scenarios if not args.only or sc.name in args.only]
-    if not ctx.scenarios:
-        sys.exit("bench: no scenario matches --only (see --list)")
+    ctx.scenarios, parts = selection(args, all_scenarios)
     ctx.runs, ctx.count, ctx.builds, ctx.wrk_seconds, ctx.timeout = (args.runs, args.count, args.builds,
                                                                       args.wrk_seconds, args.timeout)
-    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    started = now_utc()
     machine = h.machine_info()
     h.OUT.mkdir(parents=True, exist_ok=True)
     ctx.www = h.OUT / "www"
     h.generate_data(ctx.www, ctx.builds)
 
-    work = Path(tempfile.mkdtemp(prefix="cb-bench-"))
+    ctx.work = Path(tempfile.mkdtemp(prefix="cb-bench-"))
+    results, startup, walk, out = {}, None, None, {}
+    ctx.waited, ctx.rejected = 0.0, {}
     try:
-        paths = h.paths_for(ctx.count, ctx.builds)
-        ctx.paths_file = work / "paths.txt"
-        ctx.paths_file.write_text("\n".join(paths) + "\n")
+        ctx.paths = h.paths_for(ctx.count, ctx.builds)
+        ctx.paths_file = ctx.work / "paths.txt"
+        ctx.paths_file.write_text("\n".join(ctx.paths) + "\n")
         load_before = h.loadavg()
-        with h.Nginx(ctx.www) as server:
+        with h.Nginx(ctx.www, tls=True) as server:
             ctx.server = server
-            ctx.curl_config = work / "curl.cfg"
-            ctx.curl_config.write_text(
-                f'header = "Accept: application/json"\nheader = "X-Auth-Token: {h.TOKEN}"\n'
-                'write-out = "%{stderr}%{http_code}\\n"\n' +
-                "".join(f'url = "{server.endpoint}{p}"\n' for p in paths))
-            h.log(f"bench: nginx at {server.endpoint} (worker {server.worker_pid}); warming up")
+            h.log(f"bench: nginx at {server.endpoint}, TLS {server.tls['h1']} and {server.tls['h2']} "
+                  f"(worker {server.worker_pid}); warming up")
             h.run_client(Wrk("warm", "wrk", 16, "").argv(ctx))
-            results = {sc.name: [] for sc in ctx.scenarios}
-            ctx.waited, ctx.rejected = 0.0, {sc.name: 0 for sc in ctx.scenarios}
-            for round_no in range(1, ctx.runs + 1):
-                for sc in ctx.scenarios:
-                    entry = quiet_run(sc, ctx, args)
-                    results[sc.name].append(entry)
-                    h.log(f"bench: round {round_no}/{ctx.runs} {sc.name:16} " +
-                          (f"ERROR {entry['error'][:200]}" if "error" in entry else
-                           f"{entry['rate']:9,.0f} records/s  {entry['cpu_us_per_record']:6.1f} µs/record  "
-                           f"others on CPU 0/1: {entry['others_cpu0']:.0%}/{entry['others_cpu1']:.0%}" +
-                           ("  (loaded: kept, no retry left)" if entry.get("loaded") else "")))
-            startup = walk = None
-            if not args.only:
+            if ctx.scenarios:
+                results, _ = run_rounds(ctx, ctx.scenarios, ctx.runs, args)
+            rejected = dict(ctx.rejected)
+            if "plain" in parts:
                 h.log("bench: start-up")
                 startup = measure_startup(ctx, args.startup_runs, args)
                 h.log(f"bench: walking {args.walk_builds:,} builds, {args.walk_runs} times")
                 walk = measure_walk(ctx, args.walk_builds, args.walk_runs, args)
-        load_after = h.loadavg()
+            load_after = h.loadavg()
+            if "tls" in parts:
+                out["tls"] = distance.measure_tls(ctx, args)
+            if "distance" in parts:
+                out["distance"] = distance.measure_distance(ctx, args)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return {
-        "machine": machine, "started": started, "count": ctx.count, "builds": ctx.builds,
+        shutil.rmtree(ctx.work, ignore_errors=True)
+    return dict(out, **{
+        "machine": machine, "started": started, "count": args.count, "builds": ctx.builds,
         "settings": {"runs": ctx.runs, "wrk_seconds": ctx.wrk_seconds, "quiet": args.quiet,
                      "quiet_wait": args.quiet_wait, "max_others": args.max_others},
-        "scenarios": [sc.name for sc in ctx.scenarios], "rejected_runs": ctx.rejected, "waited_s": ctx.waited,
+        "scenarios": [sc.name for sc in ctx.scenarios], "rejected_runs": rejected, "waited_s": ctx.waited,
         "runs": results, "summary": {name: summarise(runs) for name, runs in results.items()},
         "startup": startup, "walk": walk, "load_before": load_before, "load_after": load_after,
-    }
+    })
 
 
 def context_from_raw(raw, all_scenarios, args):

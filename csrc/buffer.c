@@ -160,3 +160,28 @@ int cb_buffer_append_uri_encoded(cb_buffer *b, const char *s, size_t n)
 	b->data[b->len] = '\0';
 	return 0;
 }
+
+char *cb_strndup(const char *s, size_t n)
+{
+	char *p;
+
+	if (s == NULL || (p = malloc(n + 1)) == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *cb_strdup(const char *s)
+{
+	return s ? cb_strndup(s, strlen(s)) : NULL;
+}
+
+void cb_free_secret(char **s)
+{
+	if (*s) {
+		OPENSSL_cleanse(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}

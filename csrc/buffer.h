@@ -1,4 +1,5 @@
-/* A growable byte buffer. The owner calls cb_buffer_free (or _wipe for secrets). */
+/* Growable byte buffers that wipe what they held, and the string copies and secret frees every
+ * other file uses: written once here. The owner calls cb_buffer_free (or _wipe for secrets). */
 #ifndef CODEARTSBUILD_BUFFER_H
 #define CODEARTSBUILD_BUFFER_H
 
@@ -29,5 +30,12 @@ int cb_buffer_append_hex(cb_buffer *b, const unsigned char *bytes, size_t n);
 
 /* Appends s percent-encoded: only A-Za-z0-9-_.~ stay as they are, the rest become %XX. */
 int cb_buffer_append_uri_encoded(cb_buffer *b, const char *s, size_t n);
+
+/* A NUL-terminated copy of s (of its first n bytes), or NULL (s NULL, or out of memory). */
+char *cb_strdup(const char *s);
+char *cb_strndup(const char *s, size_t n);
+
+/* Cleanses the string *s holds, frees it and sets *s to NULL; nothing when *s is NULL. */
+void cb_free_secret(char **s);
 
 #endif

@@ -1,4 +1,6 @@
+/* The client's settings (config.h): options, then the environment, then the credentials file. */
 #include "config.h"
+#include "buffer.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -21,24 +23,53 @@ void cb_config_init(cb_config *cfg)
 	cfg->timeout_ms = CB_DEFAULT_TIMEOUT_MS;
 	cfg->connect_timeout_ms = CB_DEFAULT_CONNECT_TIMEOUT_MS;
 	cfg->max_body = CB_DEFAULT_MAX_BODY;
+	cfg->api_mode = CB_API_AUTO;
+	cfg->concurrency = CB_DEFAULT_CONCURRENCY;
+	cfg->retries = CB_DEFAULT_RETRIES;
+	cfg->backoff_ms = CB_DEFAULT_BACKOFF_MS;
+	cfg->max_backoff_ms = CB_DEFAULT_MAX_BACKOFF_MS;
 }
 
-static void free_secret(char **s)
-{
-	if (*s) {
-		OPENSSL_cleanse(*s, strlen(*s));
-		free(*s);
-		*s = NULL;
-	}
-}
+const cb_environment_variable cb_environment[] = {
+	{"CODEARTSBUILD_ENDPOINT", "the endpoint, https://host[:port] (when neither endpoint nor region is given)"},
+	{"CODEARTSBUILD_REGION", "the region (its endpoint, and the project IAM scopes tokens to)"},
+	{"HUAWEICLOUD_SDK_REGION_CODEARTSBUILD_<REGION>", "the endpoint of that region, as the official SDKs read it"},
+	{"CODEARTSBUILD_TOKEN", "an IAM token, sent as X-Auth-Token"},
+	{"CODEARTSBUILD_IAM_USER", "an IAM user who signs in for tokens (with _PASSWORD and _DOMAIN)"},
+	{"CODEARTSBUILD_IAM_PASSWORD", "that IAM user's password"},
+	{"CODEARTSBUILD_IAM_DOMAIN", "that IAM user's account (domain) name"},
+	{"CODEARTSBUILD_AK", "an access key (with CODEARTSBUILD_SK)"},
+	{"CODEARTSBUILD_SK", "its secret key"},
+	{"CODEARTSBUILD_SECURITY_TOKEN", "the security token of temporary AK/SK"},
+	{"HUAWEICLOUD_SDK_AK", "an access key, as the official SDKs read it (with HUAWEICLOUD_SDK_SK)"},
+	{"HUAWEICLOUD_SDK_SK", "its secret key"},
+	{"HUAWEICLOUD_SDK_SECURITY_TOKEN", "the security token of temporary AK/SK"},
+	{"CLOUD_SDK_AK", "an access key, as the SDK samples read it (with CLOUD_SDK_SK)"},
+	{"CLOUD_SDK_SK", "its secret key"},
+	{"HUAWEICLOUD_SDK_CREDENTIALS_FILE", "the credentials file (default ~/.huaweicloud/credentials)"},
+	{"CODEARTSBUILD_PROJECT_ID", "the project id, sent as X-Project-Id"},
+	{"HUAWEICLOUD_SDK_PROJECT_ID", "the project id, as the official SDKs read it"},
+	{"CODEARTSBUILD_IAM_ENDPOINT", "IAM's endpoint (default https://iam.<region>.myhuaweicloud.com)"},
+	{"CODEARTSBUILD_CA_FILE", "a PEM file of trusted CAs (default: the system's)"},
+	{"HOME", "where ~/.huaweicloud/credentials is"},
+	/* Read by transport.c, by libcurl's rules. */
+	{"https_proxy", "the proxy for https:// (also HTTPS_PROXY)"},
+	{"HTTPS_PROXY", "the proxy for https://"},
+	{"http_proxy", "the proxy for http://"},
+	{"all_proxy", "the proxy for both (also ALL_PROXY)"},
+	{"ALL_PROXY", "the proxy for both"},
+	{"no_proxy", "hosts reached without a proxy (also NO_PROXY)"},
+	{"NO_PROXY", "hosts reached without a proxy"},
+	{NULL, NULL},
+};
 
 void cb_config_free(cb_config *cfg)
 {
-	free_secret(&cfg->token);
-	free_secret(&cfg->sk);
-	free_secret(&cfg->security_token);
-	free_secret(&cfg->ak);
-	free_secret(&cfg->iam_password);
+	cb_free_secret(&cfg->token);
+	cb_free_secret(&cfg->sk);
+	cb_free_secret(&cfg->security_token);
+	cb_free_secret(&cfg->ak);
+	cb_free_secret(&cfg->iam_password);
 	free(cfg->iam_user);
 	free(cfg->iam_domain);
 	free(cfg->iam_project);
@@ -51,21 +82,6 @@ void cb_config_free(cb_config *cfg)
 	free(cfg->ca_file);
 	free(cfg->user_agent);
 	memset(cfg, 0, sizeof *cfg);
-}
-
-static char *dup_n(const char *s, size_t n)
-{
-	char *p = malloc(n + 1);
-	if (p) {
-		memcpy(p, s, n);
-		p[n] = '\0';
-	}
-	return p;
-}
-
-static char *dup_s(const char *s)
-{
-	return dup_n(s, strlen(s));
 }
 
 /* A set, non-empty environment variable, or NULL. */
@@ -87,9 +103,9 @@ typedef struct {
 
 static void credentials_file_free(credentials_file *f)
 {
-	free_secret(&f->ak);
-	free_secret(&f->sk);
-	free_secret(&f->security_token);
+	cb_free_secret(&f->ak);
+	cb_free_secret(&f->sk);
+	cb_free_secret(&f->security_token);
 	free(f->project_id);
 }
 
@@ -118,8 +134,8 @@ static void set_from_line(credentials_file *f, const char *key, const char *valu
 	else if (strcmp(key, "project_id") == 0)
 		slot = &f->project_id;
 	if (slot && *value) {
-		free_secret(slot);
-		*slot = dup_s(value);
+		cb_free_secret(slot);
+		*slot = cb_strdup(value);
 	}
 }
 
@@ -164,10 +180,10 @@ static int take_pair_from_env(cb_config *cfg, const key_pair_names *names, const
 			 ak ? names->sk : names->ak);
 		return -1;
 	}
-	cfg->ak = dup_s(ak);
-	cfg->sk = dup_s(sk);
+	cfg->ak = cb_strdup(ak);
+	cfg->sk = cb_strdup(sk);
 	if (names->security_token && env(names->security_token))
-		cfg->security_token = dup_s(env(names->security_token));
+		cfg->security_token = cb_strdup(env(names->security_token));
 	cfg->credential_source = source;
 	return 0;
 }
@@ -186,9 +202,9 @@ static int take_iam_user_from_env(cb_config *cfg, char *msg, size_t msglen)
 				      !password ? "CODEARTSBUILD_IAM_PASSWORD" : "CODEARTSBUILD_IAM_DOMAIN");
 		return -1;
 	}
-	cfg->iam_user = dup_s(user);
-	cfg->iam_password = dup_s(password);
-	cfg->iam_domain = dup_s(domain);
+	cfg->iam_user = cb_strdup(user);
+	cfg->iam_password = cb_strdup(password);
+	cfg->iam_domain = cb_strdup(domain);
 	cfg->credential_source = "CODEARTSBUILD_IAM_*";
 	return 0;
 }
@@ -268,7 +284,7 @@ static int resolve_credentials(cb_config *cfg, char *msg, size_t msglen)
 		return 0;
 	}
 	if (env("CODEARTSBUILD_TOKEN")) {
-		cfg->token = dup_s(env("CODEARTSBUILD_TOKEN"));
+		cfg->token = cb_strdup(env("CODEARTSBUILD_TOKEN"));
 		cfg->credential_source = "CODEARTSBUILD_TOKEN";
 		return 0;
 	}
@@ -298,7 +314,7 @@ static int resolve_project_id(cb_config *cfg)
 	if (!id)
 		id = env("HUAWEICLOUD_SDK_PROJECT_ID");
 	if (id)
-		cfg->project_id = dup_s(id);
+		cfg->project_id = cb_strdup(id);
 	return 0;
 }
 
@@ -361,8 +377,8 @@ static int set_url(cb_config *cfg, const char *url, char **endpoint_slot, char *
 		return -1;
 	}
 	/* url may be *endpoint_slot itself: copy before freeing. */
-	endpoint = dup_n(url, (size_t)(end - url));
-	host = dup_n(authority, (size_t)(end - authority));
+	endpoint = cb_strndup(url, (size_t)(end - url));
+	host = cb_strndup(authority, (size_t)(end - authority));
 	free(*endpoint_slot);
 	free(*host_slot);
 	*endpoint_slot = endpoint;
@@ -386,10 +402,10 @@ static int resolve_iam(cb_config *cfg, char *msg, size_t msglen)
 		if (!cfg->ak || cfg->project_id || !cfg->region)
 			return 0;
 		if (!cfg->iam_endpoint && env("CODEARTSBUILD_IAM_ENDPOINT"))
-			cfg->iam_endpoint = dup_s(env("CODEARTSBUILD_IAM_ENDPOINT"));
+			cfg->iam_endpoint = cb_strdup(env("CODEARTSBUILD_IAM_ENDPOINT"));
 		if (!cfg->iam_endpoint && strlen(cfg->region) <= 48) {
 			snprintf(url, sizeof url, "https://iam.%s.myhuaweicloud.com", cfg->region);
-			cfg->iam_endpoint = dup_s(url);
+			cfg->iam_endpoint = cb_strdup(url);
 		}
 		return cfg->iam_endpoint ? set_url(cfg, cfg->iam_endpoint, &cfg->iam_endpoint, &cfg->iam_host, msg, msglen) : 0;
 	}
@@ -398,20 +414,20 @@ static int resolve_iam(cb_config *cfg, char *msg, size_t msglen)
 		return -1;
 	}
 	if (!cfg->iam_project && cfg->region)
-		cfg->iam_project = dup_s(cfg->region);
+		cfg->iam_project = cb_strdup(cfg->region);
 	if (!cfg->iam_project) {
 		snprintf(msg, msglen, "iam needs a region (or iam.project) to scope its token to");
 		return -1;
 	}
 	if (!cfg->iam_endpoint && env("CODEARTSBUILD_IAM_ENDPOINT"))
-		cfg->iam_endpoint = dup_s(env("CODEARTSBUILD_IAM_ENDPOINT"));
+		cfg->iam_endpoint = cb_strdup(env("CODEARTSBUILD_IAM_ENDPOINT"));
 	if (!cfg->iam_endpoint) {
 		if (!cfg->region || strlen(cfg->region) > 48) {
 			snprintf(msg, msglen, "iam needs a region or iam_endpoint= (CODEARTSBUILD_IAM_ENDPOINT)");
 			return -1;
 		}
 		snprintf(url, sizeof url, "https://iam.%s.myhuaweicloud.com", cfg->region);
-		cfg->iam_endpoint = dup_s(url);
+		cfg->iam_endpoint = cb_strdup(url);
 	}
 	return set_url(cfg, cfg->iam_endpoint, &cfg->iam_endpoint, &cfg->iam_host, msg, msglen);
 }
@@ -441,7 +457,7 @@ static int set_region_endpoint(cb_config *cfg, const char *region, char *msg, si
 	name[prefix + i] = '\0';
 	if (cfg->region != region) {
 		free(cfg->region);
-		cfg->region = dup_s(region);
+		cfg->region = cb_strdup(region);
 	}
 	if ((override = env(name)) != NULL)
 		return set_endpoint(cfg, override, msg, msglen);
@@ -465,7 +481,7 @@ static int resolve_endpoint(cb_config *cfg, char *msg, size_t msglen)
 	if (cfg->region && !cfg->endpoint)
 		return set_region_endpoint(cfg, cfg->region, msg, msglen);
 	if (!cfg->region && env_region && (cfg->endpoint || env_endpoint))
-		cfg->region = dup_s(env_region);
+		cfg->region = cb_strdup(env_region);
 	if (cfg->endpoint)
 		return set_endpoint(cfg, cfg->endpoint, msg, msglen);
 	if (env_endpoint)
@@ -484,7 +500,7 @@ int cb_config_resolve(cb_config *cfg, char *msg, size_t msglen)
 		return -1;
 	resolve_project_id(cfg);
 	if (!cfg->ca_file && env("CODEARTSBUILD_CA_FILE"))
-		cfg->ca_file = dup_s(env("CODEARTSBUILD_CA_FILE"));
+		cfg->ca_file = cb_strdup(env("CODEARTSBUILD_CA_FILE"));
 	if ((cfg->ak && (!cfg->ak[0] || !cfg->sk[0])) || (cfg->token && !cfg->token[0]) ||
 	    (cfg->iam_user && (!cfg->iam_user[0] || !cfg->iam_password[0]))) {
 		snprintf(msg, msglen, "empty credentials");

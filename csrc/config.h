@@ -1,4 +1,5 @@
-/* Client configuration: explicit options first, then the environment (no Lua here). */
+/* A client's settings, all of them in one struct: explicit options first, then the environment and
+ * the credentials file; the defaults in one place (cb_config_init). No Lua here. */
 #ifndef CODEARTSBUILD_CONFIG_H
 #define CODEARTSBUILD_CONFIG_H
 
@@ -7,6 +8,13 @@
 #define CB_DEFAULT_TIMEOUT_MS 30000L
 #define CB_DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define CB_DEFAULT_MAX_BODY ((size_t)4 << 20)
+#define CB_DEFAULT_CONCURRENCY 64
+#define CB_DEFAULT_RETRIES 3
+#define CB_DEFAULT_BACKOFF_MS 200L
+#define CB_DEFAULT_MAX_BACKOFF_MS 20000L
+
+/* Which record-info API a client asks. */
+enum { CB_API_AUTO = -1, CB_API_V3 = 0, CB_API_V4, CB_API_V1 };
 
 typedef struct {
 	/* Where requests go: endpoint is scheme://authority (no trailing slash), host the authority. */
@@ -22,6 +30,11 @@ typedef struct {
 	int insecure, allow_http;
 	long timeout_ms, connect_timeout_ms;
 	size_t max_body;
+	/* The engine. */
+	int api_mode; /* CB_API_AUTO, or the one API to use */
+	int concurrency, retries;
+	double rate;
+	long backoff_ms, max_backoff_ms;
 } cb_config;
 
 /* Sets the defaults; every string NULL. Fill in the explicit options, then resolve. */
@@ -36,5 +49,12 @@ void cb_config_free(cb_config *cfg);
 
 /* The regions with a known endpoint, NULL-terminated. */
 extern const char *const cb_known_regions[];
+
+/* The environment variables cb_config_resolve reads, in the order it reads them, each with what
+ * it gives; ends with {NULL, NULL}. */
+typedef struct {
+	const char *name, *what;
+} cb_environment_variable;
+extern const cb_environment_variable cb_environment[];
 
 #endif

@@ -8,6 +8,23 @@
 
 #define CB_RECORD_FIELDS 33
 
+/* The fields of the reference page (record.c), for record.c and reader.c. */
+typedef enum { FIELD_STRING, FIELD_INTEGER, FIELD_NUMBER } cb_field_type;
+
+typedef struct {
+	const char *camel, *snake;
+	cb_field_type type;
+	unsigned char camel_len, snake_len;
+} cb_field;
+
+extern const cb_field cb_record_fields[CB_RECORD_FIELDS];
+
+/* Pushes the number n as field f's type; returns NULL, or why it cannot be (nothing pushed).
+ * Both ways of reading a record convert through here, so that they cannot disagree. */
+const char *cb_record_push_number(lua_State *L, lua_Number n, const cb_field *f);
+/* The number a whole string spells (strtod's reading), or -1. */
+int cb_record_parse_number(const char *s, lua_Number *out);
+
 /* Pushes the record metatable (shared by every record) and the key tables normalisation needs:
  * after the call the stack has, from bottom to top, names (both spellings -> field index),
  * camel keys (field index -> key) and the metatable. */
@@ -31,6 +48,13 @@ int cb_record_read(lua_State *L, const char *body, size_t len, int keys_idx, int
 void cb_tidy_json(lua_State *L, int idx);
 
 int cb_is_json_null(lua_State *L, int idx);
+
+/* Pushes the list of the record's fields, camelCase, in the reference page's order. */
+void cb_record_push_fields(lua_State *L);
+
+/* A duration in milliseconds as people read it (52.3s, 4m43s, 1h02m; "-" for none): the one
+ * format, of tostring(record) and of core.format_duration. */
+void cb_format_duration(double ms, char *out, size_t len);
 
 /* The API's verdict on a decoded 2xx body at idx: 0 when it reports success, 1 when it
  * reports failure (v3 success:false, v1/v4 status:"fail"), with the service's code and

@@ -1,7 +1,10 @@
-/* The HTTP engine: one libcurl multi handle per client. A transfer waits in a queue until it
- * may start (its start time has come, the concurrency cap and the rate allow it), runs, and is
- * either queued again for a retry or put in the done queue. No Lua here, and the engine never
- * calls back into Lua: results wait in the done queue until the caller takes them. */
+/* The HTTP engine: one libcurl multi handle per client, and every transfer it owns from submission
+ * to the moment its owner takes it back. No Lua here, and the engine never calls back into Lua.
+ *
+ * A transfer's life: queued (until its start time has come and the concurrency cap, the rate and
+ * the gate allow it) -> in flight -> queued again for a retry, or finished. The binding settles
+ * each finished transfer (sends it again, or delivers it) and a delivered transfer waits, done,
+ * until its owner takes it: poll() takes the oldest that is not held, take(id) any one. */
 #ifndef CODEARTSBUILD_TRANSPORT_H
 #define CODEARTSBUILD_TRANSPORT_H
 
@@ -14,7 +17,7 @@ typedef struct cb_transfer cb_transfer;
 
 /* Builds the request headers for one attempt, at the moment it starts (so a signature is
  * always fresh). Returns NULL when it cannot. The engine wipes and frees the list. */
-typedef struct curl_slist *(*cb_prepare_fn)(void *ctx, const cb_transfer *t);
+typedef struct curl_slist *(*cb_prepare_fn)(void *ctx, cb_transfer *t);
 
 typedef struct {
 	const char *base_url; /* scheme://authority, no trailing slash */
@@ -34,14 +37,30 @@ typedef struct {
 	void *prepare_ctx;
 } cb_transport_options;
 
+typedef enum {
+	CB_QUEUED = 1, /* waiting to start (or to start again) */
+	CB_IN_FLIGHT,
+	CB_FINISHED, /* its last attempt ended: waits for the binding to settle it */
+	CB_SETTLING, /* handed to the binding by cb_engine_next_finished */
+	CB_DONE,     /* delivered: waits for its owner */
+} cb_transfer_state;
+
+/* Flags of cb_engine_submit. */
+enum {
+	CB_HELD = 1,    /* poll never returns it: its owner takes it by id */
+	CB_UNGATED = 2, /* starts while the gate is closed: the sign-in the others wait for */
+};
+
 struct cb_transfer {
 	long long id;
+	int flags;    /* CB_HELD, CB_UNGATED */
 	int attempts; /* attempts started so far */
 	long long submitted_ms, finished_ms; /* monotonic clock */
-	/* The outcome of the last attempt, filled in when the transfer is done. */
+	/* The outcome of the last attempt, filled in when the transfer is finished. */
 	CURLcode result;
 	long status;        /* HTTP status, 0 when no response arrived */
 	int body_too_large; /* stopped at max_body */
+	int unsent;         /* finished by cb_engine_fail_queued, without an attempt */
 	cb_buffer body;
 	char request_id[72];  /* X-Request-Id, sanitised */
 	cb_buffer subject_token; /* X-Subject-Token (an IAM token: wiped when freed) */
@@ -53,45 +72,85 @@ struct cb_transfer {
 	char *path, *query;
 	cb_buffer request_body;
 	/* The engine's own. */
+	cb_transfer_state state;
+	int cancelled; /* cancelled while the binding settled it: freed by cb_engine_deliver/_resubmit */
 	char *url;
-	long long not_before_ms;
+	long long not_before_ns;
 	CURL *easy;
 	int posted; /* easy has POSTFIELDS set: return_easy_handle turns it back into a GET */
 	struct curl_slist *headers;
 	size_t max_body;
-	cb_transfer *prev, *next;
+	cb_transfer *prev, *next; /* in the list of its state */
+	cb_transfer *index_next;  /* in its bucket of the engine's id index */
 };
 
 typedef struct cb_engine cb_engine;
 
 cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t errlen);
-void cb_engine_free(cb_engine *engine); /* drops everything queued, in flight or done */
+void cb_engine_free(cb_engine *engine); /* drops every transfer it owns */
+
+/* After fork(), in the child: closes the engine's sockets without a word to the peer (no TLS
+ * close_notify, nothing read: they are the parent's connections too) and leaves the rest of its
+ * memory alone. Returns the last id it gave, so that a new engine never gives one again. */
+long long cb_engine_abandon(cb_engine *engine);
+void cb_engine_continue_ids(cb_engine *engine, long long last_id);
 
 /* Queues a GET of base + path (+ '?' + query); base NULL: the engine's base_url. Returns NULL
  * with a message on failure. Set t->request_body before the next run to make it a POST. */
 cb_transfer *cb_engine_submit(cb_engine *engine, const char *base, const char *path, const char *query,
-			      size_t user_size, char *err, size_t errlen);
+			      int flags, size_t user_size, char *err, size_t errlen);
 
-/* Queues a done transfer again, at once, for another path (keeps its id and attempts). */
-int cb_engine_resubmit(cb_engine *engine, cb_transfer *t, const char *path);
-
-/* Runs transfers until one is done, nothing is pending, or timeout_ms has passed (0: only what
- * can be done without waiting; negative: no limit). Returns 0, or -1 on a libcurl multi failure. */
+/* Runs transfers until at least one has finished, nothing is left that could run, or timeout_ms
+ * has passed (0: one pass without waiting; negative: no limit). Returns how many are finished
+ * (waiting for cb_engine_next_finished), or -1 on a libcurl multi failure. */
 int cb_engine_run(cb_engine *engine, long timeout_ms, char *err, size_t errlen);
 
-cb_transfer *cb_engine_next_done(cb_engine *engine);               /* oldest done, or NULL */
-cb_transfer *cb_engine_take_done(cb_engine *engine, long long id); /* that one if done */
+/* Settling: the oldest finished transfer, handed to the binding, which gives it back with exactly
+ * one of resubmit (another attempt at once; path NULL keeps the path), deliver (done: it waits for
+ * its owner) or drop (freed). A transfer cancelled meanwhile is freed by any of the three; the
+ * binding may still read it until then, and must not touch it after. */
+cb_transfer *cb_engine_next_finished(cb_engine *engine);
+int cb_engine_resubmit(cb_engine *engine, cb_transfer *t, const char *path);
+void cb_engine_deliver(cb_engine *engine, cb_transfer *t);
+void cb_engine_drop(cb_engine *engine, cb_transfer *t);
+
+/* Taking: a done transfer leaves the engine; the caller frees it with cb_transfer_free. */
+cb_transfer *cb_engine_next_done(cb_engine *engine);   /* the oldest that is not held, or NULL */
+cb_transfer *cb_engine_take(cb_engine *engine, long long id); /* that one if done, or NULL */
+void cb_transfer_free(cb_transfer *t);
+
+/* The transfer with this id while the engine owns it (look at its state), or NULL. */
+cb_transfer *cb_engine_find(const cb_engine *engine, long long id);
+long long cb_engine_last_id(const cb_engine *engine);
 
 /* Drops the transfer with this id wherever it is; 1 if there was one. */
 int cb_engine_cancel(cb_engine *engine, long long id);
 
-size_t cb_engine_pending(const cb_engine *engine); /* queued + in flight + done */
-size_t cb_engine_done_count(const cb_engine *engine);
+/* Whether anything could still start or finish: a transfer in flight, or one queued that the gate
+ * lets through. */
+int cb_engine_can_progress(const cb_engine *engine);
 
-void cb_transfer_free(cb_transfer *t); /* only for transfers taken out of the done queue */
+/* Transfers the engine owns, held (held != 0) or not. */
+size_t cb_engine_count(const cb_engine *engine, int held);
 
-/* Whether an attempt that ended like this is worth another (network, timeout, 429, 5xx). */
+/* The gate: while closed, only CB_UNGATED transfers start; the others wait in the queue. */
+void cb_engine_gate(cb_engine *engine, int closed);
+
+/* Lets the oldest queued transfer that the gate holds back through it (CB_UNGATED); returns it,
+ * or NULL when there is none. */
+cb_transfer *cb_engine_promote(cb_engine *engine);
+
+/* Finishes every queued transfer that the gate holds back, unsent, calling fail(t, ctx) on each
+ * (to say why). Returns how many. */
+size_t cb_engine_fail_queued(cb_engine *engine, void (*fail)(cb_transfer *t, void *ctx), void *ctx);
+
+/* Whether an attempt that ended like this is worth another (network, timeout, 429, 5xx): the
+ * one rule for what is retried, which err.retryable reads too. */
 int cb_transfer_retryable(const cb_transfer *t);
+
+/* The monotonic clock, in nanoseconds and in milliseconds. */
+long long cb_now_ns(void);
+long long cb_now_ms(void);
 
 /* Epoch seconds of an ISO 8601 UTC time such as 2026-11-28T21:24:19.000000Z, or -1. */
 long long cb_parse_iso_utc(const char *text);

@@ -1,5 +1,6 @@
 -- A tour of the client past record_info: the default client and the module-level calls, signed
--- GETs with and without waiting, cancelling a request, the history API, and telling errors apart.
+-- GETs with and without waiting, a held request taken by id, cancelling a request, the history
+-- API, and telling errors apart.
 --
 --   lua5.4 examples/client_tour.lua [JOB_ID]                     (default: the reference job)
 --
@@ -36,6 +37,11 @@ for _ = 1, 100 do -- bounded: each poll waits until a request finishes
   if page then break end
 end
 print(("history:  %d entries in the last 7 days, the first page has %d"):format(page.total, #page.history_records))
+
+-- A held request: poll() never returns it; its owner takes it by id (take(id, 0) does not wait).
+local held = assert(client:submit(job, 59, { hold = true }))
+local taken = client:take(held, 0) or client:take(held)
+print(("take:     #%d %s, %d held left"):format(taken.build_no, taken.record.status, client:pending("held")))
 
 -- A request that is no longer wanted.
 local unwanted = assert(client:submit(job, 60))
@@ -77,4 +83,7 @@ print(("missing:  kind=%s is_error=%s not_found=%s"):format(err.kind, tostring(c
 print("          " .. message:gsub("%(request id %x+%)", "(request id ...)"))
 local _, _, invalid = client:record_info(job, 0)             -- nothing is sent for bad input
 print(("invalid:  kind=%s attempts=%d"):format(invalid.kind, invalid.attempts))
+-- The same checks, for input of your own.
+print(("checks:   %s %s %s"):format(tostring(cb.check_job_id(job)), tostring(cb.check_build_no("61")),
+  select(2, cb.check_build_no(0, "tour"))))
 client:close()

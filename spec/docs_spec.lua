@@ -37,7 +37,7 @@ describe("docs/", function()
     end
     local committed = {}
     for _, name in ipairs(list_files("docs")) do
-      if not name:find("%.luadoc$") then committed[#committed + 1] = name end
+      if not name:find("%.md$") then committed[#committed + 1] = name end -- the .md pages are written by hand
     end
     os.execute("rm -rf " .. run.quote(dir))
     assert.are.equal(0, status, out)
@@ -57,10 +57,40 @@ describe("docs/", function()
       assert.truthy(index:find('href="examples/' .. name .. '.lua.html"', 1, true), name)
     end
     local core = assert(read("docs/modules/codeartsbuild.core.html"))
-    for _, method in ipairs{ "record_info", "submit", "submit_get", "poll", "pending", "cancel", "get", "info",
+    for _, method in ipairs{ "record_info", "submit", "submit_get", "poll", "take", "pending", "cancel", "get", "info",
       "close" } do
       assert.truthy(core:find("client:" .. method .. "(", 1, true), method)
     end
+  end)
+end)
+
+describe("types/codeartsbuild_core.lua", function()
+  local core = require "codeartsbuild.core"
+  local stubs = assert(read("types/codeartsbuild_core.lua"))
+
+  it("lists the record's fields as the C module defines them, in its order", function()
+    local record = stubs:match("---@class codeartsbuild%.Record\n(.-)\n\n")
+    local listed = {}
+    for name in record:gmatch("---@field ([%w_]+)") do listed[#listed + 1] = name end
+    assert.are.same(core.fields, listed)
+  end)
+
+  it("has a stub for every function of the module and of a client", function()
+    local missing = {}
+    for name, value in pairs(core) do
+      if type(value) == "function" and not stubs:find("function core." .. name .. "(", 1, true) then
+        missing[#missing + 1] = name
+      end
+    end
+    for name in pairs(core.client_methods) do
+      -- codeartsbuild.batch's methods are Lua, annotated where they are defined.
+      local from_batch = ({ latest = true, records = true, fetch = true, history = true })[name]
+      if not from_batch and not stubs:find("function Client:" .. name .. "(", 1, true) then
+        missing[#missing + 1] = "client:" .. name
+      end
+    end
+    table.sort(missing)
+    assert.are.same({}, missing)
   end)
 end)
 
@@ -101,10 +131,12 @@ describe("every public function", function()
     local cb = require "codeartsbuild"
     assert.are.same({}, missing(functions_of(cb), { "cb." }))
     assert.are.same({}, missing(functions_of(cb.core.client_methods), { ":" }))
-    -- The C module's own functions are cb's, except error(), the Lua layers' constructor.
+    -- The C module's own functions are cb's, except the Lua layers' own: error(), their errors'
+    -- constructor, and format_duration(), which view.duration is.
     local core_only = {}
     for _, name in ipairs(functions_of(cb.core)) do
-      if cb[name] == nil and name ~= "error" then core_only[#core_only + 1] = name end
+      local lua_layers_own = name == "error" or name == "format_duration"
+      if cb[name] == nil and not lua_layers_own then core_only[#core_only + 1] = name end
     end
     assert.are.same({}, core_only)
   end)
@@ -138,6 +170,7 @@ describe("the examples", function()
       local client = clients.aksk(emu)
       for n = 1151, NEWEST do assert(client:submit(JOB, n)) end
       assert(client:submit(JOB, 61))
+      assert(client:submit(JOB, 59))
       for _, r in ipairs(clients.drain(client, 200)) do records[r.build_no] = assert(r.record, r.message) end
       client:close()
     end)
@@ -150,7 +183,7 @@ describe("the examples", function()
     return ("#%d %s %s %s %s"):format(n, r.status, r.branch, r.commit:sub(1, 7), r.triggerType)
   end
 
-  it("client_tour.lua: the default client, get, submit_get, cancel, history, queries, errors", function()
+  it("client_tour.lua: the default client, get, submit_get, take, cancel, history, queries, errors", function()
     local out, status = run_example(run.lua .. " examples/client_tour.lua")
     assert.are.equal(0, status, out)
     assert.truthy(out:find("client:   http://127.0.0.1:%d+, aksk credentials from HUAWEICLOUD_SDK_AK/SK\n"), out)
@@ -158,6 +191,7 @@ describe("the examples", function()
     assert.truthy(out:find("record:   " .. short(61), 1, true), out)
     assert.truthy(out:find("latest:   1200\nstatus:   last_build_no 1200\n", 1, true), out)
     assert.truthy(out:find("history:  %d+ entries in the last 7 days, the first page has 3\n"), out)
+    assert.truthy(out:find(("take:     #59 %s, 0 held left\n"):format(records[59].status), 1, true), out)
     assert.truthy(out:find("cancel:   true, 0 pending\n", 1, true), out)
     assert.truthy(out:find("fetch:    2 records, 0 errors\n", 1, true), out)
     for n = 1198, 1200 do
@@ -172,6 +206,8 @@ describe("the examples", function()
     assert.truthy(out:find(("where:    %d of the last 50 builds"):format(red), 1, true), out)
     assert.truthy(out:find("missing:  kind=not_found is_error=true not_found=true\n", 1, true), out)
     assert.truthy(out:find("invalid:  kind=invalid attempts=0\n", 1, true), out)
+    local checks = "checks:   true 61 tour: invalid build_no: expected an integer from 1 to 2147483647, got 0\n"
+    assert.truthy(out:find(checks, 1, true), out)
   end)
 
   it("sign.lua: a signature that HMAC-SHA256 of the string to sign confirms", function()

@@ -80,7 +80,7 @@ end
 
 --- One request with curl. opts: method, token (send the emulator's X-Auth-Token), headers, sign
 -- ({ak, sk, headers, date}: sign with emulator.py's signer), cacert (false: none), url (base).
--- Returns {status, rc, body, json, headers (lower-case names), out}.
+-- data (a request body). Returns {status, rc, body, json, headers (lower-case names), out}.
 local function request(emu, path, opts)
   opts = opts or {}
   local method = opts.method or "GET"
@@ -103,6 +103,12 @@ local function request(emu, path, opts)
   if emu.ca_file and opts.cacert ~= false then
     words[#words + 1] = "--cacert"
     words[#words + 1] = opts.cacert or emu.ca_file
+  end
+  if opts.data then
+    local data_file = tmp .. "/request.body"
+    run.write(data_file, opts.data)
+    words[#words + 1] = "--data-binary"
+    words[#words + 1] = "@" .. data_file
   end
   words[#words + 1] = url
   for i, word in ipairs(words) do words[i] = q(word) end
@@ -186,6 +192,11 @@ describe("the emulator (camelCase, seed 1) #once", function()
   setup(function() emu = emulator.start{} end)
   teardown(function() if emu then emu:stop() end end)
   before_each(function() emu:reset() end)
+
+  it("starts with the legacy error contract", function()
+    assert.are.same({ errors = "legacy", missing_build = "403", retire_v3 = "off", retire_v4 = "off", gzip = false,
+      running_has_more = true }, emu:settings())
+  end)
 
   it("announces itself in the ready file and on stdout, and stays quiet on stderr", function()
     assert.matches("^http://127%.0%.0%.1:%d+$", emu.url)
@@ -574,9 +585,11 @@ describe("the emulator (camelCase, seed 1) #once", function()
 
     it("lists the jobs", function()
       local list = emu:jobs()
-      assert.are.equal(5, #list)
+      assert.are.equal(6, #list)
       local by_id = {}
       for _, job in ipairs(list) do by_id[job.job_id] = job end
+      for name, id in pairs(jobs) do assert.are.equal(name, by_id[id].name) end -- emulator.lua's table agrees
+      assert.are.equal(5, by_id[jobs.logs].builds)
       assert.are.equal(1200, by_id[jobs.reference].builds)
       assert.are.equal(100000, by_id[jobs.big].builds)
       assert.is_true(by_id[jobs.gaps].gaps)
@@ -618,6 +631,229 @@ describe("the emulator in snake_case #once", function()
     assert(ok, err)
   end)
 end)
+
+describe("the emulator's error contracts #once", function()
+  local emu
+  local missing_job = ("e"):rep(32)
+  local function get(path) return request(emu, path, { token = true }) end
+  local function running_status(job) return "/v1/job/" .. job .. "/running-status" end
+  -- An E2 gateway body: APIG. code, and request_id equal to the X-Request-Id header.
+  local function assert_gateway(r, status, code)
+    assert.are.equal(status, r.status, r.body)
+    assert.are.same({ "error_code", "error_msg", "request_id" }, sorted_keys(r.json))
+    assert.are.equal(code, r.json.error_code)
+    assert.are.equal(r.headers["x-request-id"], r.json.request_id)
+  end
+  local function assert_e1(r, status, code)
+    assert.are.equal(status, r.status, r.body)
+    assert.are.same({ "error_code", "error_msg" }, sorted_keys(r.json))
+    assert.are.equal(code, r.json.error_code)
+  end
+
+  setup(function() emu = emulator.start{ errors = "real" } end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  it("starts legacy by default, real with errors = 'real' or EMU_ERRORS, and refuses a bad value", function()
+    assert.are.same({ errors = "real", missing_build = "403", retire_v3 = "off", retire_v4 = "off", gzip = false,
+      running_has_more = true }, emu:settings())
+    local by_env = emulator.start{ env = { EMU_ERRORS = "real", EMU_MISSING_BUILD = "422" }, retire_v3 = "backend" }
+    local ok, err = pcall(function()
+      assert.are.same({ "real", "422", "backend" }, { by_env:settings().errors, by_env:settings().missing_build,
+        by_env:settings().retire_v3 })
+      assert.are.equal(422, request(by_env, record_path("v1", jobs.reference, 1201), { token = true }).status)
+      local r = request(by_env, record_path("v3", jobs.reference, 61), { token = true })
+      assert.are.same({ 404, "CB.00060214" }, { r.status, r.json.error_code })
+    end)
+    by_env:stop()
+    assert(ok, err)
+    local bad_ok, bad_err = pcall(emulator.start, { errors = "sometimes" })
+    assert.is_false(bad_ok)
+    assert.matches("errors must be one of legacy, real", bad_err)
+  end)
+
+  it("answers a missing job with 422 DEVCB.00031006 on v1/v4 routes and 422 CB.00031006 on v3 routes", function()
+    for _, path in ipairs({ record_path("v1", missing_job, 1), record_path("v4", missing_job, 1),
+      running_status(missing_job) }) do
+      assert_e1(get(path), 422, "DEVCB.00031006")
+    end
+    for _, path in ipairs({ record_path("v3", missing_job, 1), "/v3/jobs/" .. missing_job .. "/status",
+      "/v3/jobs/" .. missing_job .. "/history?offset=0&limit=1&interval=1" }) do
+      assert_e1(get(path), 422, "CB.00031006")
+    end
+  end)
+
+  it("answers a missing build as missing_build says, 403 CB.00031059 by default", function()
+    local paths = { record_path("v3", jobs.reference, 1201), record_path("v1", jobs.gaps, 14),
+      record_path("v4", jobs.reference, 99999) }
+    for _, path in ipairs(paths) do assert_e1(get(path), 403, "CB.00031059") end
+    emu:configure{ missing_build = "422" }
+    assert_e1(get(paths[1]), 422, "CB.00031006")
+    assert_e1(get(paths[2]), 422, "DEVCB.00031006")
+    emu:configure{ missing_build = "404" }
+    assert_e1(get(paths[2]), 404, "CB.00062001")
+    emu:configure{ missing_build = "empty" }
+    assert.are.same({ success = true, message = "", err_code = "", result = {} }, get(paths[1]).json)
+    assert.are.same({ status = "success", error = cjson.null, result = {} }, get(paths[2]).json)
+    emu:configure{ missing_build = "absent" }
+    local absent = get(paths[3])
+    assert.are.equal(200, absent.status)
+    assert.are.same({ status = "success", error = cjson.null }, absent.json)
+    assert.has_error(function() emu:configure{ missing_build = "410" } end)
+    assert.has_error(function() emu:configure{ no_such_setting = true } end)
+  end)
+
+  it("answers gateway errors in the APIG. E2 shape: unknown path, wrong method, credentials", function()
+    assert_gateway(get("/v2/nothing"), 404, "APIG.0101")
+    assert_gateway(request(emu, record_path("v3", jobs.reference, 61), { token = true, method = "POST" }), 404,
+      "APIG.0101")
+    assert_gateway(get(running_status(jobs.no_status)), 404, "APIG.0101")
+    local r = request(emu, record_path("v1", jobs.reference, 61))
+    assert_gateway(r, 401, "APIG.0301")
+    assert.are.equal("Incorrect IAM authentication information: missing token", r.json.error_msg)
+    assert_gateway(request(emu, record_path("v1", jobs.reference, 61), { sign = { ak = emu.ak, sk = "wrong" } }),
+      401, "APIG.0301")
+  end)
+
+  it("switches the contract at run time, and reset() restores the start value", function()
+    assert.are.equal("legacy", emu:configure{ errors = "legacy" }.errors)
+    local r = get(record_path("v1", missing_job, 1))
+    assert.are.same({ status = 404, code = "CB.00062001" }, { status = r.status, code = r.json.error_code })
+    r = get("/v2/nothing")
+    assert.are.same({ error_code = "APIGW.0101", error_msg = r.json.error_msg }, r.json)
+    assert.are.equal(405, request(emu, record_path("v3", jobs.reference, 61), { token = true, method = "POST" }).status)
+    emu:reset()
+    assert.are.equal("real", emu:settings().errors)
+    assert.are.equal(422, get(record_path("v1", missing_job, 1)).status)
+  end)
+
+  it("retires v3 (or v4) at the gateway or at the backend; v1 and IAM stay", function()
+    local v3 = record_path("v3", jobs.reference, 61)
+    emu:configure{ retire_v3 = "gateway" }
+    assert_gateway(get(v3), 404, "APIG.0101")
+    assert_gateway(request(emu, v3), 404, "APIG.0101") -- before authentication
+    emu:configure{ retire_v3 = "backend" }
+    assert_e1(get(v3), 404, "CB.00060214")
+    assert_e1(get("/v3/jobs/" .. jobs.reference .. "/status"), 404, "CB.00060214")
+    assert.are.equal(401, request(emu, v3).status) -- after authentication
+    assert.are.equal(200, get(record_path("v1", jobs.reference, 61)).status)
+    assert.are.equal(200, get(record_path("v4", jobs.reference, 61)).status)
+    local iam = request(emu, "/v3/auth/tokens", { method = "POST", data = cjson.encode({ auth = {
+      identity = { methods = { "password" }, password = { user = { name = emu.iam_user, password = emu.iam_password,
+        domain = { name = emu.iam_domain } } } }, scope = { project = { name = "cn-north-4" } } } }) })
+    assert.are.equal(201, iam.status, iam.body)
+    emu:configure{ retire_v3 = false, retire_v4 = true }
+    assert.are.equal(200, get(v3).status)
+    assert_gateway(get(record_path("v4", jobs.reference, 61)), 404, "APIG.0101")
+  end)
+
+  it("counts IAM sign-ins and project look-ups apart in by_route", function()
+    request(emu, "/v3/auth/tokens", { method = "POST", data = "{}" })
+    request(emu, "/v3/projects?name=cn-north-4", { token = true })
+    get(record_path("v1", jobs.reference, 3))
+    local stats = emu:stats()
+    assert.are.equal(2, stats.by_path_kind.iam)
+    assert.are.equal(1, stats.by_route[emulator.routes.iam_tokens])
+    assert.are.equal(1, stats.by_route[emulator.routes.iam_projects])
+    assert.are.equal(1, stats.by_route[emulator.routes.record_info_v1])
+    emu:reset_stats()
+    assert.are.same({}, emu:stats().by_route)
+  end)
+
+  describe("faults", function()
+    local v3, v1 = record_path("v3", jobs.reference, 7), record_path("v1", jobs.reference, 7)
+
+    it("sends documented codes in their shape and status: CB.00060211 at 500 or 400, APIG.0308 at 429", function()
+      emu:faults{ { action = "error", code = "CB.00060211", times = 1 },
+        { action = "error", code = "CB.00060211", status = 400, times = 1 },
+        { action = "error", code = "APIG.0308", times = 1, headers = { ["Retry-After"] = "3" } },
+        { action = "error", code = "CB.00060214", api = "v3", kind = "record-info", times = 1 } }
+      assert_e1(get(v1), 500, "CB.00060211")
+      assert_e1(get(v1), 400, "CB.00060211")
+      local throttled = get(v1)
+      assert_gateway(throttled, 429, "APIG.0308")
+      assert.are.equal("3", throttled.headers["retry-after"])
+      assert.are.equal(200, get(v1).status) -- the CB.00060214 rule is for v3 only
+      assert_e1(get(v3), 404, "CB.00060214")
+      assert.are.equal(200, get(v3).status)
+    end)
+
+    it("sends an E1 error body with HTTP 200 (E5) on any route", function()
+      emu:faults{ { action = "error", code = "CB.00060101", status = 200 } }
+      for _, path in ipairs({ v3, running_status(jobs.reference), "/v3/jobs/" .. jobs.reference .. "/status",
+        "/v3/jobs/" .. jobs.reference .. "/history?offset=0&limit=1&interval=1" }) do
+        assert_e1(get(path), 200, "CB.00060101")
+      end
+    end)
+
+    it("sends the E3 (error object or string) and E4 envelopes, each where asked", function()
+      emu:faults{ { action = "api_fail", code = "CB.1", message = "m1", times = 1 },
+        { action = "api_fail", message = "m2", error_as = "string", times = 1 },
+        { action = "api_fail", code = "CB.3", message = "m3", envelope = "E4", times = 1 },
+        { action = "api_fail", code = "CB.4", message = "m4", envelope = "E3", times = 1 } }
+      assert.are.same({ status = "fail", error = { error_code = "CB.1", error_msg = "m1" }, result = cjson.null },
+        get(v1).json)
+      assert.are.same({ status = "fail", error = "m2", result = cjson.null }, get(v1).json)
+      assert.are.same({ success = false, err_code = "CB.3", message = "m3", result = cjson.null }, get(v1).json)
+      assert.are.same({ status = "fail", error = { error_code = "CB.4", error_msg = "m4" }, result = cjson.null },
+        get(v3).json)
+    end)
+
+    it("sends an error document double-encoded in a JSON string (E6)", function()
+      emu:faults{ { action = "error", code = "CB.00060101", status = 200, encode_twice = true, times = 1 },
+        { action = "api_fail", code = "CB.2", message = "m", encode_twice = true, times = 1 } }
+      local r = get(v1)
+      assert.are.equal("string", type(r.json))
+      assert.are.same({ error_code = "CB.00060101", error_msg = "Internal service error" }, cjson.decode(r.json))
+      r = get(v1)
+      assert.are.equal(200, r.status)
+      assert.are.equal("fail", cjson.decode(r.json).status)
+    end)
+
+    it("replaces the result with an array or a scalar, or leaves it out", function()
+      emu:faults{ { action = "result", value = { 1, 2 }, times = 1 }, { action = "result", value = "text", times = 1 },
+        { action = "result", times = 1 } }
+      assert.are.same({ 1, 2 }, get(v1).json.result)
+      assert.are.same({ success = true, message = "", err_code = "", result = "text" }, get(v3).json)
+      assert.are.same({ status = "success", error = cjson.null }, get(v1).json)
+      assert.are.equal("table", type(get(v1).json.result)) -- spent
+    end)
+
+    it("sends last_build_no as 1e12, 1.5e300 or \"0x10\", verbatim", function()
+      local path = running_status(jobs.reference)
+      emu:faults{ { action = "field", field = "result.last_build_no", json = "1e12", times = 1 },
+        { action = "field", field = "result.last_build_no", json = "1.5e300", times = 1 },
+        { action = "field", field = "result.last_build_no", value = "0x10", times = 1 },
+        { action = "field", field = "error", value = "error_message", times = 1 } }
+      assert.matches('"last_build_no": 1e12,', get(path).body)
+      assert.matches('"last_build_no": 1%.5e300,', get(path).body)
+      local hex = get(path)
+      assert.are.equal("0x10", hex.json.result.last_build_no)
+      assert.are.equal(true, hex.json.result.is_running)
+      local doc_example = get(path).json -- as in the documentation's examples: an error string on success
+      assert.are.same({ "success", "error_message" }, { doc_example.status, doc_example.error })
+    end)
+
+    it("gives status faults the documented body of their status", function()
+      emu:faults{ { action = "status", status = 429, times = 1 }, { action = "status", status = 404, times = 1 },
+        { action = "status", status = 500, times = 1 }, { action = "status", status = 503, times = 1 } }
+      assert_gateway(get(v1), 429, "APIG.0308")
+      assert_e1(get(v1), 404, "CB.00060214")
+      assert_e1(get(v1), 500, "CB.00060101")
+      assert_e1(get(v1), 503, "EMU.503")
+    end)
+
+    it("refuses an error rule without a code and a field rule without a field or value", function()
+      assert.has_error(function() emu:faults{ { action = "error" } } end)
+      assert.has_error(function() emu:faults{ { action = "field", value = 1 } } end)
+      assert.has_error(function() emu:faults{ { action = "field", field = "result.x" } } end)
+      assert.has_error(function() emu:faults{ { action = "status", kind = "nowhere" } } end)
+      assert.has_error(function() emu:faults{ { action = "api_fail", envelope = "E9" } } end)
+      assert.are.equal(0, emu:faults{})
+    end)
+  end)
+end)
+
 
 describe("the emulator with --retire-v3 #once", function()
   it("answers 404 APIGW.0101 on every /v3/ path while v1 and v4 work", function()

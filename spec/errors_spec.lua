@@ -137,7 +137,11 @@ describe("errors", function()
       it(("%d gives kind %s, retryable %s"):format(case.status, case.kind, tostring(case.retryable)), function()
         local build_no = 500 + i
         emu:faults{ { action = "status", status = case.status, headers = case.headers, times = 1 } }
-        local err = failure(client:record_info(JOB, build_no))
+        -- A 401 says the credentials were refused: that client sends nothing for a while after it
+        -- (spec/engine_spec.lua), so it gets a client of its own.
+        local c = case.status == 401 and clients.aksk(emu, { retries = 0 }) or client
+        local err = failure(c:record_info(JOB, build_no))
+        if c ~= client then c:close() end
         assert.are.equal(case.kind, err.kind)
         assert.are.equal(case.status, err.status)
         assert_integer(err.status)
@@ -467,14 +471,15 @@ describe("errors", function()
       emu:faults{ { action = "status", status = 500, times = 2 } }
       assert.are.equal("http", failure(token:record_info(JOB, 61)).kind)
       assert.are.equal("http", failure(temporary:record_info(JOB, 61)).kind)
+      assert.are.equal("not_found", failure(temporary:record_info(JOB, 99999)).kind)
+      assert.are.equal("not_found", failure(token:get("/v3/jobs/" .. JOB .. "/99999/record-info")).kind)
+      -- Last: after a 401 a client sends nothing for a while (spec/engine_spec.lua).
       emu:faults{ { action = "status", status = 401, times = 2 } }
       assert.are.equal("auth", failure(token:record_info(JOB, 62)).kind)
       assert.are.equal("auth", failure(temporary:record_info(JOB, 62)).kind)
       local err = failure(wrong_token:record_info(JOB, 63))
       assert.are.equal("auth", err.kind)
       assert_contains(err.message, "invalid token")
-      assert.are.equal("not_found", failure(temporary:record_info(JOB, 99999)).kind)
-      assert.are.equal("not_found", failure(token:get("/v3/jobs/" .. JOB .. "/99999/record-info")).kind)
       for _, c in ipairs{ token, temporary, wrong_token } do c:close() end
     end)
 

@@ -286,9 +286,16 @@ describe("hostile responses from the emulator", function()
       add(camel, camel, '[1, 2, 3]', "field " .. camel .. " is a table, not a " .. wanted)
       add(camel, camel, "true", "field " .. camel .. " is a boolean, not a " .. wanted)
       add(camel, snake, "{}", "field " .. camel .. " is a table, not a " .. wanted) -- the other spelling
-      if kind == "string" then
+      if camel == "codeciJobId" then -- the job: another one's record is never the answer
+        add(camel, camel, "12.5", "the response is build")
+        add(camel, camel, '"ffffffffffffffffffffffffffffffff"', "not the one asked for")
+      elseif kind == "string" then
         add(camel, camel, "12.5", { value = "12.5" })
         add(camel, camel, "591248", { value = "591248" })
+      elseif camel == "buildNo" then -- the build asked for, as a string; another one is never the answer
+        add(camel, camel, '"abc"', "field " .. camel .. " is a string, not a number")
+        add(camel, camel, '"#"', { value = "#" })
+        add(camel, camel, "7", "not the one asked for")
       else
         add(camel, camel, '"abc"', "field " .. camel .. " is a string, not a number")
         add(camel, camel, '"61"', { value = 61 })
@@ -302,6 +309,8 @@ describe("hostile responses from the emulator", function()
     it("gives a decode error naming the field, or a sanitised value", function()
       local rules = {}
       for i, case in ipairs(cases) do
+        -- "#" stands for the case's own build number, as a JSON string.
+        if case.json == '"#"' then case.json, case.expect = ('"%d"'):format(i), { value = i } end
         local result = ('{"%s": %s}'):format(case.key, case.json)
         if case.field ~= "buildNo" then result = ('{"buildNo": %d, "%s": %s}'):format(i, case.key, case.json) end
         rules[i] = { action = "body", build_no = i, body = record_body(result) }

@@ -88,6 +88,60 @@ describe("in Neovim #once", function()
     assert.are.equal(200, emu:stats().requests)
   end)
 
+  it("never blocks the editor while a project id is looked up (3 s), and makes the lookup once", function()
+    emu:faults{ { action = "delay", seconds = 3, path_contains = "/v3/projects", times = 1 } }
+    local lookup_env = { CODEARTSBUILD_ENDPOINT = emu.url, CODEARTSBUILD_REGION = "cn-north-4",
+      CODEARTSBUILD_IAM_ENDPOINT = emu.url, HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk }
+    local out, output = nvim.run(([[
+      local cbn = require("codeartsbuild.nvim")
+      local done, ticks = 0, 0
+      local timer = vim.loop.new_timer()
+      timer:start(10, 10, function() if cbn.busy() then ticks = ticks + 1 end end)
+      for n = 61, 63 do cbn.record_info(%q, n, function(rec, message) done = done + 1; OUT.message = message end) end
+      OUT.waited = vim.wait(30000, function() return done == 3 end, 10)
+      timer:stop()
+      OUT.ticks, OUT.project_id = ticks, cbn.client():info().project_id
+    ]]):format(JOB), lookup_env)
+    assert.is_nil(out.error, out.error or output)
+    assert.is_true(out.waited, tostring(out.message))
+    assert.is_nil(out.message)
+    assert.are.equal(emu.project_id, out.project_id)
+    -- 3 s of lookup: a blocking lookup lets the timer fire hardly at all, a non-blocking one ~300 times.
+    assert.is_true(out.ticks > 50, "timer ticks while busy: " .. tostring(out.ticks))
+    assert.are.equal(1, emu:stats().by_path_kind.iam)
+  end)
+
+  it("survives a client closed from inside the adapter's tick (on_event) and from a callback", function()
+    local out = run(([[
+      local cbn = require("codeartsbuild.nvim")
+      cbn.setup{ endpoint = os.getenv("CODEARTSBUILD_ENDPOINT"), on_event = function()
+        cbn.client():close()
+      end }
+      local results = {}
+      for n = 61, 64 do
+        cbn.record_info(%q, n, function(rec, message) results[#results + 1] = rec and "record" or message end)
+      end
+      OUT.waited = vim.wait(20000, function() return #results == 4 end, 10)
+      OUT.results = results
+      OUT.busy = cbn.busy()
+      -- A callback on the main loop closes the client too; a new setup gives a fresh one.
+      cbn.setup(nil)
+      cbn.record_info(%q, 65, function(rec) cbn.client():close(); OUT.last = rec and rec.buildNo end)
+      OUT.waited_last = vim.wait(20000, function() return OUT.last ~= nil end, 10)
+    ]]):format(JOB, JOB))
+    assert.is_true(out.waited)
+    assert.is_false(out.busy)
+    local records, closed = 0, 0
+    for _, result in ipairs(out.results) do
+      if result == "record" then records = records + 1 end
+      if result:find("closed", 1, true) then closed = closed + 1 end
+    end
+    assert.is_true(records >= 1)
+    assert.are.equal(4, records + closed, table.concat(out.results, " | "))
+    assert.is_true(out.waited_last)
+    assert.are.equal(65, out.last)
+  end)
+
   it("walks records in build order and says when it is done", function()
     local out = run(([[
       local cbn = require("codeartsbuild.nvim")

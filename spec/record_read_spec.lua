@@ -1,6 +1,6 @@
 -- Reading record-info bodies: the client reads a plain successful body straight into the record
 -- (csrc/record.c, cb_record_read) and hands every other body to lua-cjson and the general
--- normalisation. Whichever path a body takes, the record must be the same; csrc/fuzz/fuzz_record.c
+-- normalisation. Whichever path a body takes, the record must be the same; spec/fuzz/fuzz_record.c
 -- checks that on millions of generated bodies, and these tests pin down the cases at the edges of
 -- the direct reader (escapes, both spellings, unknown fields, envelopes) through the real client
 -- and the emulator.

@@ -196,8 +196,9 @@ describe("times", function()
   -- A fresh interpreter, in a given time zone, shows a record's times.
   local function in_zone(zone, code)
     local root = run.cwd()
-    local out, status = run.capture(("env -i PATH=%s TZ=%s LUA_PATH=%s %s -e %s"):format(run.quote(os.getenv("PATH")),
-      run.quote(zone), run.quote(root .. "/lua/?.lua;;"), run.lua, run.quote(code)))
+    local out, status = run.capture(("env -i PATH=%s TZ=%s LUA_PATH=%s LUA_CPATH=%s %s -e %s"):format(
+      run.quote(os.getenv("PATH")), run.quote(zone), run.quote(root .. "/lua/?.lua;;"),
+      run.quote(run.build_dir(root) .. "/?.so;;"), run.lua, run.quote(code)))
     assert.are.equal(0, status, out)
     return out
   end
@@ -299,7 +300,7 @@ describe("colour rules", function()
   local function lua_command(vars)
     local root = run.cwd()
     local words = { "env", "-i", "PATH=" .. run.quote(os.getenv("PATH")),
-      "LUA_PATH=" .. run.quote(root .. "/lua/?.lua;;") }
+      "LUA_PATH=" .. run.quote(root .. "/lua/?.lua;;"), "LUA_CPATH=" .. run.quote(run.build_dir(root) .. "/?.so;;") }
     for k, v in pairs(vars) do words[#words + 1] = run.quote(k .. "=" .. v) end
     words[#words + 1] = run.lua .. " -e " .. run.quote(CODE)
     return table.concat(words, " ")

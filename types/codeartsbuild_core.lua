@@ -79,6 +79,8 @@
 ---@field max_backoff number|nil seconds (20)
 ---@field concurrency integer|nil requests in flight (64)
 ---@field rate number|nil requests started per second
+---@field iam {user: string, password: string, domain: string, project: string|nil}|nil
+---@field iam_endpoint string|nil
 ---@field on_event fun(event: table)|nil
 
 ---@class codeartsbuild.Client
@@ -91,26 +93,37 @@ local Client = {}
 ---@return codeartsbuild.Error|nil err
 function Client:record_info(job_id, build_no) end
 
+---@class codeartsbuild.SubmitOptions
+---@field hold boolean|nil a held request: poll() never returns it, its owner take()s it
+
 ---@param job_id string
 ---@param build_no integer|string
+---@param options codeartsbuild.SubmitOptions|nil
 ---@return integer|nil id
 ---@return string|nil message
 ---@return codeartsbuild.Error|nil err
-function Client:submit(job_id, build_no) end
+function Client:submit(job_id, build_no, options) end
 
 ---@param path string
 ---@param query table|nil
+---@param options codeartsbuild.SubmitOptions|nil
 ---@return integer|nil id
 ---@return string|nil message
 ---@return codeartsbuild.Error|nil err
-function Client:submit_get(path, query) end
+function Client:submit_get(path, query, options) end
 
 ---@param timeout_ms number|nil 0: never wait; nil: until one is done
 ---@return codeartsbuild.Result[]
 function Client:poll(timeout_ms) end
 
+---@param id integer a request id this client issued
+---@param timeout_ms number|nil 0: never wait; nil: until it is done
+---@return codeartsbuild.Result|nil entry nil while it is not done
+function Client:take(id, timeout_ms) end
+
+---@param which "held"|"all"|nil nil: the requests poll() will return
 ---@return integer
-function Client:pending() end
+function Client:pending(which) end
 
 ---@param id integer
 ---@return boolean
@@ -136,6 +149,34 @@ core.version = ""
 core.json = "cjson"
 ---@type string[]
 core.regions = {}
+---@type string[] the record's 33 fields, camelCase, in the reference page's order
+core.fields = {}
+---@type {name: string, what: string}[] the environment variables the module reads
+core.environment = {}
+---@type integer 2147483647
+core.MAX_BUILD_NO = 2147483647
+---@type table the methods of every client
+core.client_methods = {}
+---@type table the metatable every record shares
+core.record_metatable = {}
+
+---@param job_id string
+---@param caller string|nil the name a failure's message begins with
+---@return true|nil ok
+---@return string|nil message
+---@return codeartsbuild.Error|nil err
+function core.check_job_id(job_id, caller) end
+
+---@param build_no number|string
+---@param caller string|nil the name a failure's message begins with
+---@return integer|nil build_no
+---@return string|nil message
+---@return codeartsbuild.Error|nil err
+function core.check_build_no(build_no, caller) end
+
+---@param ms number|nil milliseconds
+---@return string e.g. "52.3s", "4m43s", "1h02m", "-"
+function core.format_duration(ms) end
 
 ---@param options codeartsbuild.Options|nil
 ---@return codeartsbuild.Client|nil client

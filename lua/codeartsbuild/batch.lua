@@ -1,4 +1,4 @@
---- codeartsbuild.batch: many builds at once, on the C engine's submit/poll/cancel/get.
+--- codeartsbuild.batch: many builds at once, on the C engine's held requests.
 --
 -- Requiring this module installs methods on every client (`core.client_methods`):
 --
@@ -10,12 +10,10 @@
 -- A records() walk keeps at most `opts.concurrency` requests submitted and not yet yielded: that
 -- window is both the in-flight bound and the reorder buffer, so memory does not grow with the range.
 --
--- Several walks (and the caller's own submit/poll) may share one client. poll() hands back every
--- finished request of the client, whoever submitted it, so results go through a per-client mailbox:
--- a walk files what it receives by request id, and results of requests the caller submitted wait
--- for the caller's next client:poll(), which this module wraps for that purpose (client:pending()
--- and client:cancel() likewise know about those held results). With no walk running on a client,
--- the wrapped methods are the core's own.
+-- Every request made here is held (`submit(..., { hold = true })`): the client's poll() never
+-- returns it, and the walk takes its result by id (`client:take(id)`). Walks, the caller's own
+-- submit/poll and other walks share one client without seeing each other's results; a walk left
+-- early cancels what it still has in flight.
 local core = require "codeartsbuild.core"
 local query = require "codeartsbuild.query"
 local cache = require "codeartsbuild.cache"
@@ -24,9 +22,10 @@ local methods = core.client_methods
 
 local M = {}
 
-local MAX_BUILD_NO = 2147483647
+local MAX_BUILD_NO = core.MAX_BUILD_NO
 local DEFAULT_CONCURRENCY = 8
 local MAX_CONCURRENCY = 1024
+local HOLD = { hold = true }
 
 ---------------------------------------------------------------------------------------------------
 -- Errors
@@ -47,74 +46,17 @@ local function check_job_id(caller, job_id, level)
   if type(job_id) ~= "string" then
     error(("bad argument #1 to '%s' (string expected, got %s)"):format(caller, type(job_id)), level + 1)
   end
-  if #job_id ~= 32 or job_id:find("[^%w]") then
-    return failure("invalid", ("%s: invalid job_id: expected 32 letters or digits"):format(caller))
-  end
-  return nil
+  local ok, message, err = core.check_job_id(job_id, caller)
+  if ok then return nil end
+  return nil, message, err
 end
 
 ---------------------------------------------------------------------------------------------------
--- The per-client mailbox, and the wrapped poll/pending/cancel
+-- Waiting for a held request
 
--- The core's own methods. Kept on the core module so that loading this file twice (a cleared
--- package.loaded) wraps the originals, never a wrapper.
-local raw = rawget(core, "_unwrapped_client_methods")
-if not raw then
-  raw = { poll = methods.poll, pending = methods.pending, cancel = methods.cancel }
-  core._unwrapped_client_methods = raw
-end
-
--- client -> { owned = {id = true}, owned_count, arrived = {id = result}, foreign = {result...} }
---   owned:   requests submitted by walks, not received yet
---   arrived: results of walks' requests, received, not yet taken by their walk
---   foreign: results of the caller's own requests that a walk's poll received
-local mailboxes = setmetatable({}, { __mode = "k" })
-
-local function mailbox_of(client)
-  local box = mailboxes[client]
-  if not box then
-    box = { owned = {}, owned_count = 0, arrived = {}, foreign = {} }
-    mailboxes[client] = box
-  end
-  return box
-end
-
-local function own(box, id)
-  box.owned[id] = true
-  box.owned_count = box.owned_count + 1
-end
-
-local function submit_owned(client, box, job_id, build_no)
-  local id, message, err = client:submit(job_id, build_no)
-  if id then own(box, id) end
-  return id, message, err
-end
-
-local function disown(box, id)
-  if box.owned[id] then
-    box.owned[id] = nil
-    box.owned_count = box.owned_count - 1
-    return true
-  end
-  return false
-end
-
---- Runs the engine once (the core's poll) and files each finished request; returns how many.
-local function receive(client, box, timeout_ms)
-  local results = raw.poll(client, timeout_ms)
-  for _, result in ipairs(results) do
-    if disown(box, result.id) then
-      box.arrived[result.id] = result
-    else
-      box.foreign[#box.foreign + 1] = result
-    end
-  end
-  return #results
-end
-
--- Coroutines whose walks must not block (the Neovim adapter's): where others wait inside poll(),
--- they poll with a zero timeout and yield, to be resumed by their driver. Weak: a finished
--- coroutine goes away by itself.
+-- Coroutines whose walks must not block (the Neovim adapter's): where others wait inside take(),
+-- they take without waiting and yield, to be resumed by their driver. Weak: a finished coroutine
+-- goes away by itself.
 local yielding = setmetatable({}, { __mode = "k" })
 
 --- Marks a coroutine as one whose walks yield instead of waiting (see codeartsbuild.nvim).
@@ -123,91 +65,31 @@ function M.yielding(co)
   yielding[co] = true
 end
 
---- Lets the engine make progress for a walk: a blocking poll, or in a yielding coroutine a poll
--- that does not wait, then a yield when nothing arrived. Returns false when nothing is pending.
-local function wait_for_engine(client, box)
+--- The entry of a held request once it is done: a blocking take, or in a yielding coroutine a take
+-- that does not wait, then a yield until it is there.
+local function await(client, id)
   local co = coroutine.running()
   if co and yielding[co] then
-    if receive(client, box, 0) == 0 then coroutine.yield() end
-    return true
-  end
-  -- poll() without a timeout returns once a request is done, or at once when none is pending.
-  return receive(client, box, nil) > 0 or raw.pending(client) > 0
-end
-
---- The result of a walk's request, waiting for it as long as it takes.
-local function await(client, box, id)
-  while true do
-    local result = box.arrived[id]
-    if result then
-      box.arrived[id] = nil
-      return result
-    end
-    if not box.owned[id] then
-      error(("codeartsbuild: request %d was cancelled while a walk waited for it"):format(id), 0)
-    end
-    if not wait_for_engine(client, box) then
-      error(("codeartsbuild: request %d is no longer known to the engine"):format(id), 0)
+    while true do
+      local entry = client:take(id, 0)
+      if entry then return entry end
+      coroutine.yield()
     end
   end
+  return client:take(id)
 end
 
---- client:get() through the walk's mailbox, so that it waits (or yields) like the walk's requests.
-local function get_owned(client, path, query_table)
-  local box = mailbox_of(client)
-  local id, message, err = client:submit_get(path, query_table)
+--- client:get() as a held request, so that it waits (or yields) like the walk's requests.
+local function get_held(client, path, query_table)
+  local id, message, err = client:submit_get(path, query_table, HOLD)
   if not id then return nil, message, err end
-  own(box, id)
-  local result = await(client, box, id)
-  return result.body, result.message, result.err
+  local entry = await(client, id)
+  return entry.body, entry.message, entry.err
 end
 
---- Forgets a walk's request: cancelled when in flight, dropped when it already arrived.
-local function forget(client, box, id)
-  if disown(box, id) then
-    pcall(raw.cancel, client, id) -- a closed client has nothing left to cancel
-  end
-  box.arrived[id] = nil
-end
-
---- client:poll([timeout_ms]), as the core's, minus the walks' requests. While a walk has requests
--- in flight, a poll with a timeout may return an empty list early: a walk's result came first.
-function methods.poll(client, timeout_ms)
-  local box = mailboxes[client]
-  if box == nil or (box.owned_count == 0 and box.foreign[1] == nil) then
-    return raw.poll(client, timeout_ms)
-  end
-  if box.foreign[1] == nil then
-    repeat
-      receive(client, box, timeout_ms)
-    until timeout_ms ~= nil or box.foreign[1] ~= nil or raw.pending(client) == 0
-  end
-  local results = box.foreign
-  box.foreign = {}
-  return results
-end
-
---- client:pending(): requests in flight on the client (a walk's window included) plus finished
--- ones that poll has not returned yet.
-function methods.pending(client)
-  local count = raw.pending(client)
-  local box = mailboxes[client]
-  return box and count + #box.foreign or count
-end
-
---- client:cancel(id), as the core's; a walk's own request is not the caller's to cancel (false).
-function methods.cancel(client, id)
-  local box = mailboxes[client]
-  if box then
-    if box.owned[id] then return false end
-    for i, result in ipairs(box.foreign) do
-      if result.id == id then
-        table.remove(box.foreign, i)
-        return true
-      end
-    end
-  end
-  return raw.cancel(client, id)
+--- Forgets a held request: cancelled wherever it is. A closed client has nothing left to cancel.
+local function forget(client, id)
+  pcall(client.cancel, client, id)
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -221,16 +103,16 @@ local MAX_PROBES = 400 -- far above what 2^31 builds need: a guard against a ser
 
 --- A probe function: probe(n) -> true (exists), false (404), or nil, message, err.
 local function prober(client, job_id)
-  local box, count = mailbox_of(client), 0
+  local count = 0
   local first_miss = nil -- message, err of the first 404: the answer when no build exists at all
   return function(n)
     count = count + 1
     if count > MAX_PROBES then
       return failure("api", ("latest %s: no answer after %d probes"):format(job_id, MAX_PROBES), { job_id = job_id })
     end
-    local id, message, err = submit_owned(client, box, job_id, n)
+    local id, message, err = client:submit(job_id, n, HOLD)
     if id then
-      local result = await(client, box, id)
+      local result = await(client, id)
       if result.record then return true end
       message, err = result.message, result.err
     end
@@ -324,7 +206,7 @@ function methods.latest(client, job_id)
   local _, message, err = check_job_id("latest", job_id, 2)
   if message then return nil, message, err end
   local body
-  body, message, err = get_owned(client, "/v1/job/" .. job_id .. "/running-status")
+  body, message, err = get_held(client, "/v1/job/" .. job_id .. "/running-status")
   if body then return build_no_from_status(job_id, body) end
   if err.kind ~= "not_found" then return nil, message, err end
   return probe_latest(client, job_id)
@@ -458,7 +340,7 @@ end
 
 local function new_walk(client, job_id, builds, options)
   return {
-    client = client, box = mailbox_of(client), job_id = job_id, builds = builds, cache = cache.of(client),
+    client = client, job_id = job_id, builds = builds, cache = cache.of(client),
     options = options, capacity = options.concurrency,
     next_index = 1,           -- the next build (in walk order) to submit
     -- The window, a ring of `capacity` positions in three arrays (no table per build): the build
@@ -482,7 +364,7 @@ local function fill(walk)
     walk.next_index = walk.next_index + 1
     local cached = from_cache(walk, build_no) -- settled without a request
     local id, message, err
-    if not cached then id, message, err = submit_owned(walk.client, walk.box, walk.job_id, build_no) end
+    if not cached then id, message, err = walk.client:submit(walk.job_id, build_no, HOLD) end
     walk.tail = walk.tail + 1
     local i = ring_index(walk, walk.tail)
     walk.build_nos[i], walk.ids[i] = build_no, id or false
@@ -506,7 +388,7 @@ local function release(walk)
   flush_cache(walk)
   for seq = walk.head, walk.tail do
     local id = walk.ids[ring_index(walk, seq)]
-    if id then forget(walk.client, walk.box, id) end
+    if id then forget(walk.client, id) end
   end
   walk.build_nos, walk.ids, walk.refusals, walk.head, walk.tail = {}, {}, {}, 1, 0
 end
@@ -534,7 +416,7 @@ local function step(walk)
     fill(walk)
     if walk.head > walk.tail then break end
     local build_no, id, refusal = pop_oldest(walk)
-    local result = refusal or await(walk.client, walk.box, id)
+    local result = refusal or await(walk.client, id)
     if not refusal then to_cache(walk, result) end
     walk.done = walk.done + 1
     if options.on_progress then options.on_progress(walk.done, walk.builds.count) end
@@ -641,7 +523,7 @@ end
 
 --- One page of history, or raises the err (an iterator has no other way to say it failed).
 local function history_page(client, job_id, page_index, page_size, days)
-  local body, _, err = get_owned(client, "/v3/jobs/" .. job_id .. "/history",
+  local body, _, err = get_held(client, "/v3/jobs/" .. job_id .. "/history",
     { offset = page_index, limit = page_size, interval = days })
   if not body then error(err, 0) end
   if type(body.history_records) ~= "table" or type(body.total) ~= "number" then

@@ -20,6 +20,7 @@
 -- cache is kept under `MAX_BYTES`: the files written longest ago go first. Only records are kept:
 -- never a credential, a header or a token.
 -- @module codeartsbuild.cache
+local core = require "codeartsbuild.core"
 local query = require "codeartsbuild.query"
 
 local M = {}
@@ -151,26 +152,14 @@ end
 ---------------------------------------------------------------------------------------------------
 -- Checking what a file holds
 
--- The record's fields and what they hold: "s" string, "i" integer, "n" number (the reference page).
-local FIELD_TYPES = {
-  id = "s", buildProjectId = "s", buildRecordId = "s", parentRecordId = "s", devcloudProjectId = "s",
-  codeciJobId = "s", userId = "s", buildNo = "i", dailyBuildNum = "s", executionId = "s", repoName = "s",
-  repoId = "s", branch = "s", tag = "s", commit = "s", commitMessage = "s", commitCreateTime = "s",
-  triggerType = "s", buildType = "s", status = "s", domainId = "s", createTime = "s", scheduleTime = "s",
-  queuedTime = "s", startTime = "s", runnableTime = "s", finishTime = "s", duration = "n",
-  recordStatus = "s", usePrivateSlave = "i", region = "s", errMsg = "s", buildConfigType = "s",
-}
+-- The record's fields (the core's list) and what they hold: "i" integer, "n" number, "s" string.
+local FIELD_TYPES = {}
+do
+  local NOT_STRINGS = { buildNo = "i", usePrivateSlave = "i", duration = "n" }
+  for _, name in ipairs(core.fields) do FIELD_TYPES[name] = NOT_STRINGS[name] or "s" end
+end
 
 local to_integer = math.tointeger or function(x) return x end
-
-local record_metatable
-local function metatable_of_records()
-  if record_metatable == nil then
-    local ok, core = pcall(require, "codeartsbuild.core")
-    record_metatable = ok and core.record_metatable or false
-  end
-  return record_metatable or nil
-end
 
 --- The record an entry holds, made as the core makes records (integers, no JSON null, the record
 -- metatable), or nil when the entry is not the record of build `build_no` of `job_id` that ended.
@@ -193,7 +182,7 @@ local function record_of(entry, job_id, build_no)
   if rec.buildNo ~= build_no or (rec.codeciJobId ~= nil and rec.codeciJobId ~= job_id) or not query.ended(rec) then
     return nil
   end
-  return setmetatable(rec, metatable_of_records())
+  return setmetatable(rec, core.record_metatable)
 end
 
 --- A copy of a record (the caller may change it; the cache's stays as it was read).
@@ -422,7 +411,6 @@ function M.attach(client, cache, opts)
     local message
     cache, message = M.open(cache, opts)
     if not cache then
-      local core = require "codeartsbuild.core"
       return nil, message, core.error{ kind = "config", message = message, retryable = false, attempts = 0 }
     end
   end

@@ -28,12 +28,11 @@ M.FAILED = 1
 --- Exit status 2: usage error, the command line is wrong; nothing was sent.
 M.USAGE = 2
 
--- The C core, when it loads (the command line says why when it does not): the build-number range
--- and the job-id check are its own once it exports them; until then they are stated here.
-local loaded_core, core = pcall(require, "codeartsbuild.core")
-if not loaded_core then core = {} end
+-- The build-number range and the job-id check are the C core's (core.MAX_BUILD_NO,
+-- core.check_job_id), as are the regions and the environment variables the help lists.
+local core = require "codeartsbuild.core"
 
-local MAX_BUILD_NO = core.MAX_BUILD_NO or 2147483647
+local MAX_BUILD_NO = core.MAX_BUILD_NO
 local PROGRESS_THRESHOLD = 20 -- more builds than this: a progress bar (on a terminal)
 local DEFAULT_CONCURRENCY = 16
 local WIDTH = 100 -- help lines at most this wide
@@ -76,7 +75,7 @@ end
 --   global      taken by every command
 local OPTIONS = {
   { "region", "REGION", "the service's region, e.g. cn-north-4", global = true,
-    values = function() return core.regions or {} end },
+    values = function() return core.regions end },
   { "endpoint", "URL", "https://host[:port] instead of the region's endpoint", global = true },
   { "profile", "NAME", "credentials from section [NAME] of the credentials file", global = true },
   { "timeout", "SECONDS", "give up an attempt after this long (default 30)", global = true },
@@ -374,8 +373,7 @@ end
 --- The environment variables the tool reads: the library's, then its own.
 local function environment()
   local list = {}
-  local ok, cb = pcall(require, "codeartsbuild")
-  for _, variable in ipairs(ok and cb.environment or {}) do list[#list + 1] = variable end
+  for _, variable in ipairs(core.environment) do list[#list + 1] = variable end
   for _, variable in ipairs{
     { name = "XDG_CACHE_HOME", what = "the cache of finished builds is $XDG_CACHE_HOME/codeartsbuild "
       .. "(default ~/.cache/codeartsbuild)" },
@@ -396,7 +394,7 @@ local function roff(text)
 end
 
 local function man_page()
-  local version = core.version or "?"
+  local version = core.version
   local out = {
     ('.TH CODEARTSBUILD 1 "" "codeartsbuild %s" "User Commands"'):format(version),
     ".\\\" Made by `codeartsbuild man` from the tool's own table of commands (lua/codeartsbuild/cli.lua).",
@@ -697,13 +695,7 @@ local function check_job(command, job)
     end
     job = id
   end
-  local valid
-  if core.check_job_id and type(job) == "string" then
-    valid = core.check_job_id(job) == true
-  else
-    valid = type(job) == "string" and #job == 32 and not job:find("[^%w]")
-  end
-  if not valid then
+  if type(job) ~= "string" or core.check_job_id(job) ~= true then
     usage_error(command, ("JOB must be a job id of 32 letters or digits, or the console's URL of the build task "
       .. "(which ends with the job id), got %s"):format(given == nil and "nothing" or ("'" .. shown(given) .. "'")))
   end

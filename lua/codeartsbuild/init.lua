@@ -28,34 +28,8 @@ local M = {
   --- Regions with a known endpoint.
   regions = core.regions,
   --- The environment variables the core reads, each `{ name =, what = }`, in the order it reads
-  -- them (`:checkhealth codeartsbuild` and `codeartsbuild --help` list them). The core's own list
-  -- once it exports one (core.environment); until then, stated here.
-  environment = core.environment or {
-    { name = "CODEARTSBUILD_ENDPOINT",
-      what = "the endpoint, https://host[:port] (when neither endpoint nor region is given)" },
-    { name = "CODEARTSBUILD_REGION", what = "the region (its endpoint, and the project IAM scopes tokens to)" },
-    { name = "HUAWEICLOUD_SDK_REGION_CODEARTSBUILD_<REGION>",
-      what = "the endpoint of that region, as the official SDKs read it" },
-    { name = "CODEARTSBUILD_TOKEN", what = "an IAM token, sent as X-Auth-Token" },
-    { name = "CODEARTSBUILD_IAM_USER", what = "an IAM user who signs in for tokens (with _PASSWORD and _DOMAIN)" },
-    { name = "CODEARTSBUILD_IAM_PASSWORD", what = "that IAM user's password" },
-    { name = "CODEARTSBUILD_IAM_DOMAIN", what = "that IAM user's account (domain) name" },
-    { name = "CODEARTSBUILD_AK", what = "an access key (with CODEARTSBUILD_SK)" },
-    { name = "CODEARTSBUILD_SK", what = "its secret key" },
-    { name = "CODEARTSBUILD_SECURITY_TOKEN", what = "the security token of temporary AK/SK" },
-    { name = "HUAWEICLOUD_SDK_AK", what = "an access key, as the official SDKs read it (with HUAWEICLOUD_SDK_SK)" },
-    { name = "HUAWEICLOUD_SDK_SK", what = "its secret key" },
-    { name = "HUAWEICLOUD_SDK_SECURITY_TOKEN", what = "the security token of temporary AK/SK" },
-    { name = "CLOUD_SDK_AK", what = "an access key, as the SDK samples read it (with CLOUD_SDK_SK)" },
-    { name = "CLOUD_SDK_SK", what = "its secret key" },
-    { name = "HUAWEICLOUD_SDK_CREDENTIALS_FILE", what = "the credentials file (default ~/.huaweicloud/credentials)" },
-    { name = "CODEARTSBUILD_PROJECT_ID", what = "the project id, sent as X-Project-Id" },
-    { name = "HUAWEICLOUD_SDK_PROJECT_ID", what = "the project id, as the official SDKs read it" },
-    { name = "CODEARTSBUILD_IAM_ENDPOINT", what = "IAM's endpoint (default https://iam.<region>.myhuaweicloud.com)" },
-    { name = "CODEARTSBUILD_CA_FILE", what = "a PEM file of trusted CAs (default: the system's)" },
-    { name = "HOME", what = "where ~/.huaweicloud/credentials is" },
-    { name = "http_proxy, https_proxy, all_proxy, no_proxy", what = "a proxy, as libcurl reads them (upper case too)" },
-  },
+  -- them (`:checkhealth codeartsbuild` and `codeartsbuild man` list them): the core's own list.
+  environment = core.environment,
 }
 
 --- A client: `cb.new{ region =, endpoint =, ak =, sk =, project_id =, security_token =, token =,
@@ -92,6 +66,12 @@ M.record_info = core.record_info
 
 --- The client module-level calls use (made from the environment), or `nil, message, err`.
 M.default_client = core.default_client
+
+--- `cb.check_job_id(job_id[, caller])` and `cb.check_build_no(n[, caller])`: the checks every call
+-- makes before sending anything, for input of your own: `true` (the build number as an integer),
+-- or `nil, message, err` of kind `invalid`.
+M.check_job_id = core.check_job_id
+M.check_build_no = core.check_build_no
 
 --- `cb.sign{ method =, path =, query =, headers =, body =, ak =, sk = }` returns the
 -- Authorization value, the canonical request, the string to sign and the X-Sdk-Date used.

@@ -1,9 +1,11 @@
 --- codeartsbuild.nvim: the library inside Neovim, without ever blocking the editor.
 --
--- Requests go through the same client engine as everywhere else. A libuv timer polls it with a
--- zero timeout every few milliseconds while anything is pending, and stops when nothing is;
--- callbacks run through vim.schedule. Batch walks (records, latest) run in coroutines that the
--- timer resumes: where a script would wait inside poll(), they yield instead.
+-- Requests go through the same client engine as everywhere else, held for the adapter: a libuv
+-- timer takes each one by id with a zero timeout (`client:take(id, 0)`, which runs the engine
+-- without waiting) every few milliseconds while anything is pending, and stops when nothing is;
+-- callbacks run through vim.schedule. The adapter never calls poll(), so it never takes results
+-- of requests a script made on the same client. Batch walks (records, latest) run in coroutines
+-- that the timer resumes: where a script would wait inside take(), they yield instead.
 --
 --     local cbn = require("codeartsbuild.nvim")
 --     cbn.setup{ region = "cn-north-4" }            -- optional: the environment is used otherwise
@@ -25,7 +27,8 @@ M.TICK_MS = 10
 local options -- setup()'s client options; nil: the environment's
 local client -- made on first use
 local timer
-local callbacks = {} -- request id -> function(result), for requests submitted here
+local callbacks = {} -- request id -> function(entry), for the held requests submitted here
+local HOLD = { hold = true }
 local tasks = {} -- coroutine -> true: walks the timer resumes
 
 --- Runs fn(...) on the editor's main loop, later.
@@ -43,7 +46,7 @@ end
 ---@param opts table|nil
 function M.setup(opts)
   if client and client ~= cb.default_client() then client:close() end
-  client, options = nil, opts
+  client, options, callbacks = nil, opts, {}
   M.options = opts
 end
 
@@ -52,6 +55,8 @@ M.options = nil
 
 --- The adapter's client, or nil, message, err when none can be made.
 function M.client()
+  -- A client closed behind the adapter's back (by a hook, a callback, the user) is replaced.
+  if client and not pcall(client.pending, client) then client = nil end
   if client then return client end
   local made, message, err
   if options then
@@ -76,13 +81,25 @@ local function resume(co)
   end
 end
 
+--- The adapter's own requests that are done, each { on_done, entry }, taken without waiting. A take
+-- that raises (the request was cancelled behind the adapter's back) ends that request with its message.
+local function take_done(c)
+  local ids, done = {}, {}
+  for id in pairs(callbacks) do ids[#ids + 1] = id end
+  for _, id in ipairs(ids) do
+    local ok, entry = pcall(c.take, c, id, 0)
+    if not ok then entry = { id = id, message = tostring(entry) } end
+    if entry then done[#done + 1] = { callbacks[id], entry } end
+  end
+  return done
+end
+
 --- One turn of the timer: whatever the engine has ready, without waiting for anything.
 local function tick()
-  if client then
-    for _, result in ipairs(client:poll(0)) do
-      local on_done = callbacks[result.id]
-      callbacks[result.id] = nil
-      if on_done then on_done(result) end
+  if client and next(callbacks) ~= nil then
+    for _, pair in ipairs(take_done(client)) do
+      callbacks[pair[2].id] = nil
+      pair[1](pair[2])
     end
   end
   for co in pairs(tasks) do resume(co) end
@@ -118,7 +135,7 @@ end
 function M.record_info(job_id, build_no, callback)
   local c, message, err = M.client()
   local id
-  if c then id, message, err = c:submit(job_id, build_no) end
+  if c then id, message, err = c:submit(job_id, build_no, HOLD) end
   if not id then
     later(callback, nil, message, err)
     return nil

@@ -19,37 +19,41 @@
 -- `view.utc = true` (or `opts.utc`) shows them in UTC. `view.show(x)` prints whatever the library
 -- returned (a record, a list of records, a summary, errors, `client:info()`) the way it reads best.
 -- @module codeartsbuild.view
+local core = require "codeartsbuild.core"
+
 local M = {}
 
--- The C core, when it loads: the record's field names and the duration format are its own once it
--- exports them (core.fields, core.format_duration); until then this module states them.
-local loaded, core = pcall(require, "codeartsbuild.core")
-if not loaded then core = {} end
-
---- The record fields in the order of the API reference page.
-M.FIELDS = core.fields or {
+-- The fields people read first, in this order; the others follow in the reference page's order.
+local FIRST = {
   "buildNo", "status", "branch", "tag", "commit", "commitMessage", "triggerType", "buildType",
-  "startTime", "finishTime", "duration", "dailyBuildNum", "repoName", "repoId", "commitCreateTime",
-  "createTime", "scheduleTime", "queuedTime", "runnableTime", "recordStatus", "errMsg", "buildConfigType",
-  "usePrivateSlave", "region", "id", "buildProjectId", "buildRecordId", "parentRecordId",
-  "devcloudProjectId", "codeciJobId", "userId", "domainId", "executionId",
+  "startTime", "finishTime", "duration",
 }
+
+--- The record's fields (the core's `fields`, the reference page's names) in the order a field list
+-- shows them: buildNo, status, branch, tag, commit, commitMessage, triggerType, buildType,
+-- startTime, finishTime, duration, then the others in the reference page's order.
+M.FIELDS = {}
+do
+  local first = {}
+  for _, name in ipairs(FIRST) do
+    first[name] = true
+    M.FIELDS[#M.FIELDS + 1] = name
+  end
+  for _, name in ipairs(core.fields) do
+    if not first[name] then M.FIELDS[#M.FIELDS + 1] = name end
+  end
+end
 
 local KNOWN = {}
 for _, name in ipairs(M.FIELDS) do KNOWN[name] = true end
 
---- A duration in milliseconds as people read it: 52.3s, 4m43s, 1h02m.
+--- A duration in milliseconds as people read it: 52.3s, 4m43s, 1h02m (the C core's format, the
+-- one `tostring(record)` uses too).
 ---@param ms number|nil
 ---@return string
 -- @usage view.duration(283090) --> "4m43s"
-function M.duration(ms)
-  if type(ms) ~= "number" or ms ~= ms or ms < 0 or ms == math.huge then return "-" end
-  if core.format_duration then return core.format_duration(ms) end
-  local s = ms / 1000
-  if s < 60 then return ("%.1fs"):format(s) end
-  if s < 3600 then return ("%dm%02ds"):format(math.floor(s / 60), math.floor(s % 60)) end
-  return ("%dh%02dm"):format(math.floor(s / 3600), math.floor(s / 60 % 60))
-end
+-- @function duration
+M.duration = core.format_duration
 
 --- A number as the JSON had it: a whole number without a ".0" (Lua 5.3+ prints floats so).
 local function number_text(value)

@@ -12,6 +12,36 @@
 -- stop() is never reached. Secrets go to the emulator through its environment only, never an argv.
 -- Credentials: opts.env.EMU_* first, then EMU_* variables of this process, then emulator.py's defaults;
 -- emu.ak, emu.sk, emu.temp_ak, emu.temp_sk, emu.security_token, emu.token and emu.project_id hold them.
+--
+-- Quick reference for client specs (emulator.py's docstring has the details and the sources):
+--
+-- start{...} settings (also EMU_ERRORS=real etc. in the environment; emu:configure{} at run time;
+-- emu:reset() restores the start values):
+--   errors = "legacy" (default) | "real"       the error contract (SERVICE-CONTRACTS §8, §11)
+--   missing_build = "403" (default) | "422" | "404" | "empty" | "absent"
+--                                                real mode: a missing build where the live answer is unknown
+--   retire_v3, retire_v4 = false (default) | true/"gateway" (404 APIG(W).0101) | "backend" (404 CB.00060214)
+--   gzip = false (default) | true                downloads honour Accept-Encoding: gzip
+--   running_has_more = true (default) | false    a running build's real-time log says more is coming
+--   big_log_bytes = 50 MiB (default)             size of the big log (start only)
+--
+-- Control calls: emu:stats() (by_path_kind, by_route keyed by M.routes values), emu:reset(),
+-- emu:reset_stats(), emu:faults{rules} / emu:clear_faults(), emu:settings(), emu:configure{...},
+-- emu:start_build{job_id, steps, step_seconds, result, fail_step, lines_per_step} -> build_no, info,
+-- emu:builds(), emu:clear_builds(), emu:wait_build(job_id, build_no[, timeout]), emu:steps(job_id, build_no),
+-- emu:log(job_id, build_no[, "DEBUG"]), emu:expected(job_id, build_no), emu:jobs(), emu:expire_tokens(),
+-- emu:memory(), emu:reset_peak_memory().
+--
+-- Fault rules ({action =, ...} matched by path_contains, job_id, build_no, api, kind; times, every):
+--   status, delay, reset, truncate, cut, malformed, huge, deep, body, headers (as before), and
+--   error{code = "CB.00060211" [, status = 400] [, encode_twice = true]}  a documented code in its shape and
+--       status (status = 200: E5, an error body on HTTP 200; encode_twice: E6, JSON inside a JSON string)
+--   api_fail{code, message [, envelope = "E3"|"E4"] [, error_as = "string"] [, encode_twice]}
+--   result{value = {} | "text" | 1 | nil (no result)}   field{field = "result.last_build_no", json = "1e12"}
+--
+-- Jobs (M.job_ids): reference 1200 builds (the newest RUNNING for ever), second 1000, big 100000, gaps 1000
+-- (every 7th deleted), no_status 500 (running-status unpublished), logs 5 builds with Chinese step names:
+-- 3 SUCCESS with the big log (M.big_log), 4 FAILED, 5 SUCCESS; started builds default to logs (6, 7, ...).
 local M = {}
 
 M.python = "python3" -- looked up on PATH; see M.python_path()
@@ -22,6 +52,30 @@ M.job_ids = {
   big = "0123456789abcdef0123456789abcdef",
   gaps = "aaaabbbbccccddddeeeeffff00001111",
   no_status = "f00df00df00df00df00df00df00df00d",
+  logs = "5eed1065e1f04e0c9a7b3d2c1b0a9f8e",
+}
+
+--- The build whose log is big (50 MiB unless start{big_log_bytes =} says otherwise).
+M.big_log = { job_id = M.job_ids.logs, build_no = 3, bytes = 50 * 1024 * 1024 }
+
+--- The keys of stats().by_route (method and path template) for each route the emulator serves;
+-- anything else counts under "other".
+M.routes = {
+  record_info_v3 = "GET /v3/jobs/{job_id}/{build_no}/record-info",
+  record_info_v4 = "GET /v4/jobs/{job_id}/{build_no}/record-info",
+  record_info_v1 = "GET /v1/record/{job_id}/{build_no}/record-info",
+  running_status = "GET /v1/job/{job_id}/running-status",
+  history = "GET /v3/jobs/{job_id}/history",
+  status = "GET /v3/jobs/{job_id}/status",
+  history_details = "GET /v3/jobs/{job_id}/{build_no}/history-details",
+  full_stages = "GET /v1/record/{record_id}/full-stages",
+  step_status = "GET /v1/job/{job_id}/status",
+  real_time_log_v3 = "GET /v3/jobs/{job_id}/{build_no}/real-time-log",
+  real_time_log_v1 = "GET /v1/log/{job_id}/{build_no}/real-time-log",
+  download_log_v1 = "GET /v1/log/{record_id}/download-log",
+  download_log_v4 = "GET /v4/{record_id}/download-log",
+  iam_tokens = "POST /v3/auth/tokens",
+  iam_projects = "GET /v3/projects",
 }
 
 -- The emulator's credentials: field name, environment variable, default (the same as emulator.py's).
@@ -274,6 +328,23 @@ function Emulator:clear_faults()
   self:_control_json("DELETE", "/__emulator/faults")
 end
 
+--- Clear the counters only (fault rules, settings and started builds stay).
+function Emulator:reset_stats()
+  self:_control_json("POST", "/__emulator/reset-stats")
+end
+
+--- The settings in force: {errors =, missing_build =, retire_v3 =, retire_v4 =, gzip =, running_has_more =}.
+function Emulator:settings()
+  return self:_control_json("GET", "/__emulator/settings").settings
+end
+
+--- Change settings at run time (all or nothing; raises on a bad name or value); returns the settings
+-- now in force. reset() restores the start values.
+function Emulator:configure(changes)
+  assert(type(changes) == "table", "configure: changes must be a table")
+  return self:_control_json("POST", "/__emulator/settings", json_lib().encode(changes)).settings
+end
+
 --- The result object v3 sends for a build (JSON null stays cjson.null), or nil, HTTP status.
 function Emulator:expected(job_id, build_no)
   local status, text = self:_control("GET", ("/__emulator/record/%s/%s"):format(job_id, tostring(build_no)))
@@ -283,14 +354,95 @@ function Emulator:expected(job_id, build_no)
   return decode(text, "record")
 end
 
---- The list of jobs: {job_id =, name =, builds =, gaps =, running_status =}.
 --- Makes every IAM token the emulator issued stop working (one expiring in the middle of a batch).
 function Emulator:expire_tokens()
   return self:_control_json("POST", "/__emulator/expire-tokens").expired
 end
 
+--- The list of jobs: {job_id =, name =, builds =, gaps =, running_status =, last_build =, steps =, big_logs =}.
 function Emulator:jobs()
   return self:_control_json("GET", "/__emulator/jobs").jobs
+end
+
+--- Start a build that runs on the emulator's clock. opts (all optional): job_id (default the logs job),
+-- steps (a count or a list of names; default the job's steps), step_seconds (default 1), result
+-- ("SUCCESS" default, "FAILED", "ABORTED"), fail_step (1-based position of the step that fails or is
+-- aborted; default the last), lines_per_step (default 3). Returns the build number and the answer
+-- {job_id, build_no, build_record_id, duration_ms, steps}.
+function Emulator:start_build(opts)
+  local info = self:_control_json("POST", "/__emulator/builds", json_lib().encode(opts or {}))
+  info.build_no = math.floor(info.build_no)
+  return info.build_no, info
+end
+
+--- The started builds: {job_id, build_no, build_record_id, result, status, running, step_seconds, steps,
+-- elapsed_seconds, duration_ms}.
+function Emulator:builds()
+  return self:_control_json("GET", "/__emulator/builds").builds
+end
+
+--- Remove every started build (reset() does too); returns how many there were.
+function Emulator:clear_builds()
+  return self:_control_json("DELETE", "/__emulator/builds").removed
+end
+
+--- Wait until a started build has finished (polling every 50 ms, at most timeout seconds, default 30).
+-- Returns true, or false when it is still running at the deadline; raises for an unknown build.
+function Emulator:wait_build(job_id, build_no, timeout)
+  local tries = math.ceil((timeout or 30) / 0.05)
+  for i = 1, tries do
+    local found
+    for _, build in ipairs(self:builds()) do
+      if build.job_id == job_id and build.build_no == build_no then found = build end
+    end
+    if not found then
+      error(("emulator: no started build %s #%s"):format(job_id, tostring(build_no)), 2)
+    end
+    if not found.running then
+      return true
+    end
+    if i < tries then sleep(0.05) end
+  end
+  return false
+end
+
+--- A build's steps as history-details sends them now ({name, status, build_time}), then its record status;
+-- nil, HTTP status for a build that does not exist.
+function Emulator:steps(job_id, build_no)
+  local status, text = self:_control("GET", ("/__emulator/steps/%s/%s"):format(job_id, tostring(build_no)))
+  if status ~= 200 then
+    return nil, status
+  end
+  local answer = decode(text, "steps")
+  return answer.build_steps, answer.status
+end
+
+--- A build's log as it is now (the bytes the download routes send), level "INFO" (default) or "DEBUG";
+-- nil, HTTP status for a build that does not exist. The big log is 50 MiB: prefer the download routes.
+function Emulator:log(job_id, build_no, level)
+  local query = level == "DEBUG" and "?log_level=DEBUG" or ""
+  local status, text = self:_control("GET", ("/__emulator/log/%s/%s%s"):format(job_id, tostring(build_no), query))
+  if status ~= 200 then
+    return nil, status
+  end
+  return text
+end
+
+--- The emulator process's memory from /proc (Linux): {rss_kib =, peak_kib =} (VmRSS, VmHWM).
+function Emulator:memory()
+  local status = read_file("/proc/" .. self.pid .. "/status") or ""
+  return { rss_kib = tonumber(status:match("VmRSS:%s*(%d+)")), peak_kib = tonumber(status:match("VmHWM:%s*(%d+)")) }
+end
+
+--- Start measuring the peak memory from now (writes 5 to /proc/PID/clear_refs); false where unsupported.
+function Emulator:reset_peak_memory()
+  local f = io.open("/proc/" .. self.pid .. "/clear_refs", "w")
+  if not f then
+    return false
+  end
+  local ok = f:write("5")
+  ok = f:close() and ok
+  return ok and true or false
 end
 
 --- Stop the emulator (SIGTERM, then SIGKILL), wait until it is gone, remove its directory.
@@ -326,9 +478,12 @@ end
 -- start
 
 local SERVER_CERTS = { server = true, expired = true, wronghost = true, other = true }
+local SETTING_NAMES = { "errors", "missing_build", "retire_v3", "retire_v4", "gzip", "running_has_more" }
 
 --- Start an emulator and wait until it listens. Options (all optional):
---   tls (boolean), spelling ("camel"|"snake"), seed, retire_v3, clock_offset (seconds), env (EMU_* values),
+--   tls (boolean), spelling ("camel"|"snake"), seed, clock_offset (seconds), env (EMU_* values),
+--   the settings errors, missing_build, retire_v3, retire_v4, gzip, running_has_more (see the top of this
+--   file), settings (a table of any of them), big_log_bytes,
 --   port (default 0: a free one; an old emulator's port lets a new one stand in for it after a restart),
 --   token_lifetime (seconds an IAM token issued by POST /v3/auth/tokens lasts, default a day),
 --   max_lifetime (seconds, default 3600), log (access log into emu.dir/stderr), parent_pid (default: this
@@ -374,8 +529,29 @@ function M.start(opts)
     "--ready-file", dir .. "/ready.json",
     "--parent-pid", ("%d"):format(opts.parent_pid or lua_pid()), "--spelling", spelling,
     "--seed", ("%d"):format(emu.seed), "--max-lifetime", tostring(opts.max_lifetime or 3600) }
-  if opts.retire_v3 then
-    args[#args + 1] = "--retire-v3"
+  for _, name in ipairs({ "retire_v3", "retire_v4" }) do
+    local value = opts[name]
+    if value == true then
+      value = "gateway"
+    end
+    if value then
+      args[#args + 1] = "--set"
+      args[#args + 1] = name .. "=" .. tostring(value)
+    end
+  end
+  for _, name in ipairs(SETTING_NAMES) do
+    if opts[name] ~= nil and name ~= "retire_v3" and name ~= "retire_v4" then
+      args[#args + 1] = "--set"
+      args[#args + 1] = name .. "=" .. tostring(opts[name])
+    end
+  end
+  for name, value in pairs(opts.settings or {}) do
+    args[#args + 1] = "--set"
+    args[#args + 1] = name .. "=" .. tostring(value)
+  end
+  if opts.big_log_bytes then
+    args[#args + 1] = "--big-log-bytes"
+    args[#args + 1] = ("%d"):format(opts.big_log_bytes)
   end
   if opts.token_lifetime then
     args[#args + 1] = "--token-lifetime"

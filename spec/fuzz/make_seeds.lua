@@ -3,7 +3,7 @@
 -- version), error bodies of each shape the client understands, and the published signing
 -- vectors. Run from the repository root when the harness input formats change:
 --
---     lua5.4 csrc/fuzz/make_seeds.lua
+--     lua5.4 spec/fuzz/make_seeds.lua
 --
 -- The files it writes are kept in git; libFuzzer only reads them (make fuzz).
 package.path = "./?.lua;" .. package.path

@@ -11,7 +11,7 @@
  *     raised error ("never a Lua error thrown from C"), so the harness aborts on it,
  *   - a broken contract: a code or message with control characters or unterminated, a record
  *     field of the wrong type, a JSON null left behind by cb_tidy_json.
- * Build and run: make fuzz (csrc/fuzz/README.md). */
+ * Build and run: make fuzz (spec/fuzz/README.md). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,7 +22,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "../record.h"
+#include "../../csrc/record.h"
 
 #define CODE_LEN 128
 #define MESSAGE_LEN 384

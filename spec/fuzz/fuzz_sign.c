@@ -23,7 +23,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
-#include "../sign.h"
+#include "../../csrc/sign.h"
 
 #define MAX_PAIRS 64
 #define MAX_HEADERS 80 /* more than sign.c signs, to reach "too many headers" */

@@ -1,19 +1,20 @@
-/* libFuzzer harness: response headers and bodies as libcurl hands them to csrc/transport.c.
+/* libFuzzer harness: response headers and bodies as libcurl hands them to csrc/response.c.
  *
- * The parsing lives in static functions (on_header, copy_header_value, on_body,
- * retry_delay_ms; cb_parse_retry_after and cb_parse_iso_utc are public), so this file includes transport.c itself instead of asking the module to
- * export anything: the statics become reachable here and the module's surface stays as it is.
- * The price: when one of those functions changes its signature, this harness must follow.
+ * The callbacks (cb_response_header, cb_response_body), the wait before a retry
+ * (cb_retry_delay_ms) and the date parsers are public; the header helpers they use
+ * (copy_header_value, header_is, ...) are static, so this file includes response.c itself: the
+ * statics become reachable here and the module's surface stays as it is. The price: when one of
+ * those functions changes its signature, this harness must follow.
  *
  * Input: 8 bytes of parameters (max_body, attempts, backoff base and cap, a clock), then header
- * lines separated by '\n', each passed to on_header as libcurl would (one complete line with its
- * terminator); the same bytes are then fed to on_body in chunks. Findings are memory/UB errors
- * (leaks too: the transfer is freed with the module's own cb_transfer_free) and broken
+ * lines separated by '\n', each passed to cb_response_header as libcurl would (one complete line with its
+ * terminator); the same bytes are then fed to cb_response_body in chunks. Findings are memory/UB errors
+ * (leaks too: what the callbacks kept is freed as the module frees it) and broken
  * contracts: a kept X-Request-Id or Retry-After that is unterminated or holds other than
  * printable ASCII without quotes or backslashes, an X-Subject-Token kept with a space or a
  * control character (it is sent back out as a header), a Retry-After parsed outside
  * [-1, 999999999], a retry delay outside [0, max_backoff], a body longer than max_body. */
-#include "../transport.c"
+#include "../../csrc/response.c"
 
 #include <stdint.h>
 
@@ -63,7 +64,8 @@ static void check_token(const cb_buffer *b)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	cb_transfer *t = calloc(1, sizeof *t); /* as the module holds it */
-	cb_engine e;
+	long backoff_ms = 200, max_backoff_ms = 20000;
+	unsigned long long jitter = 0x9e3779b97f4a7c15ULL;
 	const uint8_t *p = data, *end = data + size;
 	char value[256];
 	long long now_s = 1700000000;
@@ -72,16 +74,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (t == NULL)
 		return 0;
-	memset(&e, 0, sizeof e);
 	t->max_body = 4096;
-	e.opts.backoff_ms = 200;
-	e.opts.max_backoff_ms = 20000;
-	e.jitter_state = 0x9e3779b97f4a7c15ULL;
 	if (size >= 8) {
 		t->max_body = 1 + ((size_t)data[0] << 8 | data[1]);
 		t->attempts = data[2] % 32;
-		e.opts.backoff_ms = (long)data[3] * 37;
-		e.opts.max_backoff_ms = (long)(data[4] << 8 | data[5]) * 60;
+		backoff_ms = (long)data[3] * 37;
+		max_backoff_ms = (long)(data[4] << 8 | data[5]) * 60;
 		now_s += ((long long)data[6] << 8 | data[7]) * 86400;
 		p += 8;
 	}
@@ -94,8 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (line == NULL)
 			break;
 		memcpy(line, p, len);
-		if (on_header(line, 1, len, t) != len)
-			fail("on_header did not take the whole line");
+		if (cb_response_header(line, 1, len, t) != len)
+			fail("the header callback did not take the whole line");
 		free(line);
 		check_value(t->request_id, sizeof t->request_id);
 		check_value(t->retry_after, sizeof t->retry_after);
@@ -106,8 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_retry_after(cb_parse_retry_after(t->retry_after, now_s));
 
 	/* The retry wait: Retry-After when there is one, else full jitter; never above the cap. */
-	delay = retry_delay_ms(&e, t);
-	if (delay < 0 || delay > (e.opts.max_backoff_ms > 0 ? e.opts.max_backoff_ms : 0))
+	delay = cb_retry_delay_ms(t, backoff_ms, max_backoff_ms, &jitter);
+	if (delay < 0 || delay > (max_backoff_ms > 0 ? max_backoff_ms : 0))
 		fail("retry delay outside [0, max_backoff]");
 
 	/* The raw bytes as a Retry-After value too, without the header sanitising in front. */
@@ -115,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(value, data, n);
 	value[n] = '\0';
 	check_retry_after(cb_parse_retry_after(value, now_s));
-	/* And as an IAM token's expires_at (read from a token body in core.c), which shares the
+	/* And as an IAM token's expires_at (read from a token body in iam.c), which shares the
 	 * date arithmetic: -1 or a time within years -9999..9999. */
 	{
 		long long when = cb_parse_iso_utc(value);
@@ -129,18 +127,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t taken;
 		if (chunk > (size_t)(end - p))
 			chunk = (size_t)(end - p);
-		taken = on_body((char *)p, 1, chunk, t);
+		taken = cb_response_body((char *)p, 1, chunk, t);
 		if (t->body.len > t->max_body)
 			fail("body kept beyond max_body");
 		if (taken != chunk) {
 			if (!t->body_too_large)
-				fail("on_body refused a chunk without saying the body is too large");
+				fail("the body callback refused a chunk without saying the body is too large");
 			break;
 		}
 		p += chunk;
 	}
 	if (t->body.len > 0 && memcmp(t->body.data, data, t->body.len) != 0)
-		fail("on_body kept other bytes than it was given");
-	cb_transfer_free(t); /* everything the transfer holds, as the module frees it */
+		fail("the body callback kept other bytes than it was given");
+	/* What the callbacks filled in, freed as cb_transfer_free (transport.c) frees it. */
+	cb_buffer_free(&t->body);
+	cb_buffer_wipe(&t->subject_token);
+	free(t);
 	return 0;
 }

@@ -1,0 +1,172 @@
+/* The error shape: every failure of the module becomes `nil, message, err`, err a table of one
+ * metatable (kind, message, status, code, request_id, retryable, attempts, job_id, build_no). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "private.h"
+
+void cb_failure_init(cb_failure *f)
+{
+	memset(f, 0, sizeof *f);
+}
+
+void cb_failure_set(cb_failure *f, const char *kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	f->kind = kind;
+	va_start(ap, fmt);
+	vsnprintf(f->text, sizeof f->text, fmt, ap);
+	va_end(ap);
+}
+
+void cb_failure_prefix(cb_failure *f, const char *fmt, ...)
+{
+	char text[sizeof f->text];
+	size_t used, n;
+	va_list ap;
+
+	memcpy(text, f->text, sizeof text);
+	va_start(ap, fmt);
+	vsnprintf(f->text, sizeof f->text, fmt, ap);
+	va_end(ap);
+	used = strlen(f->text);
+	n = strnlen(text, sizeof f->text - used - 1);
+	memcpy(f->text + used, text, n);
+	f->text[used + n] = '\0';
+}
+
+/* The gateway's authentication failures: APIG.0301 (bad, expired or missing token; bad signature;
+ * unknown AK) and APIG.0303 (app authentication, a signature date 15 minutes off), spelt APIG. in
+ * bodies and APIGW. in the signing guide (SERVICE-CONTRACTS §8.3). APIG.0308 is throttling. */
+static int is_gateway_auth_code(const char *code)
+{
+	const char *number = strncmp(code, "APIGW.", 6) == 0 ? code + 6 : strncmp(code, "APIG.", 5) == 0 ? code + 5 : NULL;
+
+	return number && (strcmp(number, "0301") == 0 || strcmp(number, "0303") == 0);
+}
+
+int cb_failure_is_credential(const cb_failure *f)
+{
+	return f->status == 401 || is_gateway_auth_code(f->code);
+}
+
+void cb_request_context(const request_ctx *ctx, char *out, size_t len)
+{
+	if (ctx == NULL)
+		snprintf(out, len, "codeartsbuild");
+	else if (ctx->kind == REQUEST_GET)
+		snprintf(out, len, ctx->path[0] ? "GET %s" : "get", ctx->path);
+	else if (ctx->kind != REQUEST_RECORD)
+		snprintf(out, len, "IAM");
+	else if (ctx->job_id[0] && ctx->build_no > 0)
+		snprintf(out, len, "record_info %s/%d", ctx->job_id, (int)ctx->build_no);
+	else
+		snprintf(out, len, "record_info");
+}
+
+static void set_string(lua_State *L, int table, const char *name, const char *value)
+{
+	if (value[0]) {
+		lua_pushstring(L, value);
+		lua_setfield(L, table, name);
+	}
+}
+
+int cb_push_failure_about(lua_State *L, const cb_failure *f, const char *context, const request_ctx *ctx)
+{
+	int err;
+
+	lua_pushnil(L);
+	lua_pushstring(L, context);
+	lua_pushfstring(L, ": %s", f->text);
+	if (f->request_id[0])
+		lua_pushfstring(L, " (request id %s)", f->request_id);
+	else
+		lua_pushliteral(L, "");
+	lua_concat(L, 3);
+	lua_createtable(L, 0, 10);
+	err = lua_gettop(L);
+	lua_pushstring(L, f->kind);
+	lua_setfield(L, err, "kind");
+	lua_pushvalue(L, err - 1);
+	lua_setfield(L, err, "message");
+	lua_pushboolean(L, f->retryable);
+	lua_setfield(L, err, "retryable");
+	if (f->status) {
+		lua_pushinteger(L, f->status);
+		lua_setfield(L, err, "status");
+	}
+	set_string(L, err, "code", f->code);
+	set_string(L, err, "request_id", f->request_id);
+	if (ctx && ctx->kind == REQUEST_RECORD) {
+		set_string(L, err, "job_id", ctx->job_id);
+		if (ctx->build_no > 0) {
+			lua_pushinteger(L, ctx->build_no);
+			lua_setfield(L, err, "build_no");
+		}
+	}
+	lua_pushinteger(L, f->attempts);
+	lua_setfield(L, err, "attempts");
+	lua_rawgeti(L, CB_STATE, S_ERROR_MT);
+	lua_setmetatable(L, err);
+	return 3;
+}
+
+int cb_push_failure(lua_State *L, const cb_failure *f, const request_ctx *ctx)
+{
+	char context[256];
+
+	cb_request_context(ctx, context, sizeof context);
+	return cb_push_failure_about(L, f, context, ctx);
+}
+
+/***
+ * @module codeartsbuild.core
+ */
+
+static int error_tostring(lua_State *L)
+{
+	lua_getfield(L, 1, "message");
+	if (lua_type(L, -1) != LUA_TSTRING) {
+		lua_pop(L, 1);
+		lua_pushliteral(L, "codeartsbuild error");
+	}
+	return 1;
+}
+
+/***
+ * An error value of this module from a table with at least `kind` and `message`: the Lua layers
+ * fail in the same shape as the core.
+ * @function error
+ * @tparam table fields at least `kind` and `message` (strings); the table itself gets the metatable
+ * @treturn table the same table, now an error: `tostring(err) == err.message`
+ * @usage return nil, message, core.error{ kind = "invalid", message = message }
+ */
+static int module_error(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_getfield(L, 1, "kind");
+	luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "kind must be a string");
+	lua_getfield(L, 1, "message");
+	luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "message must be a string");
+	lua_pop(L, 2);
+	lua_pushvalue(L, 1);
+	lua_rawgeti(L, CB_STATE, S_ERROR_MT);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+void cb_error_open(lua_State *L, int state, int module)
+{
+	lua_createtable(L, 0, 2);
+	lua_pushliteral(L, "codeartsbuild.error");
+	lua_setfield(L, -2, "__name");
+	lua_pushcfunction(L, error_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_rawseti(L, state, S_ERROR_MT);
+	lua_pushvalue(L, state);
+	lua_pushcclosure(L, module_error, 1);
+	lua_setfield(L, module, "error");
+}

@@ -1,0 +1,202 @@
+/* What libcurl's callbacks keep of a response (the body up to max_body, X-Request-Id, Retry-After,
+ * an IAM token), and what a response says of the next attempt: whether there is one (the one rule
+ * of what is retried) and how long to wait for it. */
+#include "easy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* Sizes the body buffer once from Content-Length instead of growing it by doubling (each growth
+ * copies and wipes the buffer). Only for bodies of a record's size: a server announcing a large
+ * body and sending little would otherwise make every transfer hold that much. */
+#define BODY_RESERVED_AT_MOST 65536
+static void reserve_announced_body(cb_transfer *t)
+{
+#if LIBCURL_VERSION_NUM >= 0x073700 /* 7.55.0 */
+	curl_off_t announced = -1;
+
+	if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK &&
+	    announced > 0 && announced <= BODY_RESERVED_AT_MOST && (curl_off_t)t->max_body >= announced)
+		cb_buffer_reserve_exact(&t->body, (size_t)announced);
+#else
+	(void)t;
+#endif
+}
+
+size_t cb_response_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	cb_transfer *t = userdata;
+	size_t n = size * nmemb;
+
+	if (n > t->max_body - t->body.len) {
+		t->body_too_large = 1;
+		return 0; /* libcurl stops the transfer */
+	}
+	if (t->body.cap == 0)
+		reserve_announced_body(t);
+	if (cb_buffer_append(&t->body, data, n) != 0)
+		return 0;
+	return n;
+}
+
+/* Keeps the printable characters of a header value (no quotes or backslashes), up to dstlen. */
+static void copy_header_value(char *dst, size_t dstlen, const char *value, size_t n)
+{
+	size_t i, j = 0;
+
+	for (i = 0; i < n && j + 1 < dstlen; i++) {
+		unsigned char c = (unsigned char)value[i];
+		if (c > 32 && c < 127 && c != '"' && c != '\\')
+			dst[j++] = (char)c;
+		else if (c == ' ' && j > 0)
+			dst[j++] = ' ';
+	}
+	while (j > 0 && dst[j - 1] == ' ')
+		j--;
+	dst[j] = '\0';
+}
+
+static int header_is(const char *line, size_t n, const char *name, const char **value, size_t *vlen)
+{
+	size_t len = strlen(name);
+
+	if (n <= len || line[len] != ':' || strncasecmp(line, name, len) != 0)
+		return 0;
+	*value = line + len + 1;
+	*vlen = n - len - 1;
+	return 1;
+}
+
+/* An X-Subject-Token goes back out in a header: printable, no spaces, of a sane size. */
+static int header_token_ok(const char *value, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > 32768)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)value[i] <= 32 || (unsigned char)value[i] >= 127)
+			return 0;
+	return 1;
+}
+
+size_t cb_response_header(char *line, size_t size, size_t nmemb, void *userdata)
+{
+	cb_transfer *t = userdata;
+	size_t n = size * nmemb;
+	const char *value;
+	size_t vlen;
+
+	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) { /* a new response: forget the last one's */
+		t->request_id[0] = t->retry_after[0] = '\0';
+	} else if (header_is(line, n, "x-request-id", &value, &vlen)) {
+		copy_header_value(t->request_id, sizeof t->request_id, value, vlen);
+	} else if (header_is(line, n, "retry-after", &value, &vlen)) {
+		copy_header_value(t->retry_after, sizeof t->retry_after, value, vlen);
+	} else if (header_is(line, n, "x-subject-token", &value, &vlen)) {
+		while (vlen > 0 && (*value == ' ' || *value == '\t'))
+			value++, vlen--;
+		while (vlen > 0 && (value[vlen - 1] == '\r' || value[vlen - 1] == '\n' || value[vlen - 1] == ' '))
+			vlen--;
+		cb_buffer_wipe(&t->subject_token);
+		if (header_token_ok(value, vlen))
+			cb_buffer_append(&t->subject_token, value, vlen);
+	}
+	return n;
+}
+
+int cb_transfer_retryable(const cb_transfer *t)
+{
+	if (t->body_too_large)
+		return 0;
+	switch (t->result) {
+	case CURLE_OK:
+		return t->status == 429 || t->status == 500 || t->status == 502 || t->status == 503 || t->status == 504;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int days_from_civil(int y, int m, int d)
+{
+	int era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+long long cb_parse_iso_utc(const char *text)
+{
+	int year, month, day, hour, minute, second, consumed = 0;
+
+	if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second, &consumed) != 6 ||
+	    consumed != 19 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+		return -1;
+	return (long long)days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
+}
+
+long cb_parse_retry_after(const char *value, long long now_s)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	char month[4];
+	int day, year, hour, minute, second, consumed = 0;
+	const char *p;
+	long long when;
+
+	if (*value && strspn(value, "0123456789") == strlen(value))
+		return strlen(value) > 9 ? 999999999L : strtol(value, NULL, 10);
+	/* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+	p = strchr(value, ',');
+	if (p == NULL || sscanf(p + 1, " %2d %3s %4d %2d:%2d:%2d GMT%n", &day, month, &year, &hour, &minute,
+				&second, &consumed) != 6 || consumed == 0)
+		return -1;
+	p = strstr(months, month);
+	if (p == NULL || (p - months) % 3 != 0 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+		return -1;
+	when = (long long)days_from_civil(year, (int)(p - months) / 3 + 1, day) * 86400 + hour * 3600 + minute * 60 +
+	       second;
+	return when <= now_s ? 0 : when - now_s > 999999999 ? 999999999L : (long)(when - now_s);
+}
+
+static long long next_random(unsigned long long *state)
+{
+	/* xorshift64*: jitter needs spread, not secrecy */
+	*state ^= *state >> 12;
+	*state ^= *state << 25;
+	*state ^= *state >> 27;
+	return (long long)((*state * 2685821657736338717ULL) >> 1);
+}
+
+/* Full jitter: a random wait up to base * 2^(attempt-1), capped; Retry-After wins, capped too. */
+long cb_retry_delay_ms(const cb_transfer *t, long backoff_ms, long max_backoff_ms, unsigned long long *jitter)
+{
+	long long cap = max_backoff_ms, ceiling = backoff_ms;
+	long after = t->retry_after[0] ? cb_parse_retry_after(t->retry_after, (long long)time(NULL)) : -1;
+	int i;
+
+	if (after >= 0)
+		return after * 1000LL > cap ? (long)cap : after * 1000L;
+	for (i = 1; i < t->attempts && ceiling < cap; i++)
+		ceiling *= 2;
+	if (ceiling > cap)
+		ceiling = cap;
+	return ceiling > 0 ? (long)(next_random(jitter) % (ceiling + 1)) : 0;
+}
+
