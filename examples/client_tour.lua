@@ -69,6 +69,12 @@ local last_50 = assert(cb.fetch(job, { from = newest - 49, to = newest }))
 local red = cb.filter(last_50, failed_on_master)
 print(("where:    %d of the last 50 builds FAILED or ABORTED on master"):format(#red))
 print(("summary:  %d builds, %d finished"):format(cb.summary(last_50).total, cb.summary(last_50).finished))
+-- Statuses and triggers in any case, checked against the known ones; which builds have ended.
+local query = require "codeartsbuild.query"
+local _, unknown = query.known_value("status", "gone")
+print(("known:    %s, %s"):format(query.known_value("status", "failed"), unknown))
+print(("ended:    #%d %s, #%d %s"):format(newest - 1, tostring(query.ended(last_50[#last_50 - 1])), newest,
+  tostring(query.ended(last_50[#last_50]))))
 
 -- Errors: nil, message, err; err.kind tells them apart, cb.is_error tells them from anything else.
 local _, message, err = client:record_info(job, 2147483647)

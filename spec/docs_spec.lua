@@ -1,7 +1,7 @@
 -- The API reference and its examples: docs/ is what LDoc makes of the sources (make docs), every
 -- public function has a runnable example in examples/, and those examples run and print what the
 -- emulator's data says. (quickstart.lua, failed_builds.lua and durations.lua run in
--- examples_spec.lua, repl.lua in view_spec.lua through `make repl`.)
+-- examples_spec.lua, as does cache.lua; repl.lua in view_spec.lua through `make repl`.)
 local run = require "spec.support.run"
 local emulator = require "spec.support.emulator"
 local clients = require "spec.support.clients"
@@ -49,11 +49,11 @@ describe("docs/", function()
   it("has a page for every module and links every example", function()
     local index = assert(read("docs/index.html"))
     for _, name in ipairs{ "codeartsbuild", "codeartsbuild.core", "codeartsbuild.batch", "codeartsbuild.query",
-      "codeartsbuild.view", "codeartsbuild.cli", "codeartsbuild.nvim" } do
+      "codeartsbuild.view", "codeartsbuild.cache", "codeartsbuild.cli", "codeartsbuild.nvim" } do
       assert.truthy(index:find('href="modules/' .. name .. '.html"', 1, true), name)
     end
-    for _, name in ipairs{ "quickstart", "client_tour", "sign", "failed_builds", "durations", "views", "repl",
-      "nvim" } do
+    for _, name in ipairs{ "quickstart", "client_tour", "sign", "failed_builds", "durations", "views", "cache",
+      "repl", "nvim" } do
       assert.truthy(index:find('href="examples/' .. name .. '.lua.html"', 1, true), name)
     end
     local core = assert(read("docs/modules/codeartsbuild.core.html"))
@@ -141,9 +141,12 @@ describe("every public function", function()
     assert.are.same({}, core_only)
   end)
 
-  it("of codeartsbuild.query, .view, .cli and .nvim is called in examples/", function()
+  it("of codeartsbuild.query, .view, .cache, .cli and .nvim is called in examples/", function()
     assert.are.same({}, missing(functions_of(require "codeartsbuild.query"), { "cb.", "query." }))
     assert.are.same({}, missing(functions_of(require "codeartsbuild.view"), { "view." }))
+    assert.are.same({}, missing(functions_of(require "codeartsbuild.cache"), { "cache." }))
+    -- A cache's methods (codeartsbuild.cache.open's object).
+    assert.are.same({}, missing({ "get", "put", "flush" }, { "own:" }))
     -- cli.main is what bin/codeartsbuild runs; examples/cli.sh runs that.
     assert.are.same({ "main" }, functions_of(require "codeartsbuild.cli"))
     assert.truthy(corpus:find("bin/codeartsbuild", 1, true))
@@ -252,7 +255,12 @@ describe("the examples", function()
     for n in csv:gmatch("\n(%d+),FAILED,") do listed[#listed + 1] = tonumber(n) end
     assert.are.same(failed, listed)
     assert.truthy(out:find("\n" .. records[61].commit .. "\n", 1, true), out)
-    assert.truthy(out:find("codeartsbuild: record_info " .. JOB .. "/2147483647: HTTP 404", 1, true), out)
+    assert.truthy(out:find("codeartsbuild: build 2147483647 of job " .. JOB .. ": HTTP 404", 1, true), out)
+    assert.truthy(out:find("\nrequest       the service answered (HTTP 404): the credentials are accepted\n", 1,
+      true), out)
+    assert.truthy(out:find("== the builds of the last day, from the history API\nBUILD  RESULT ", 1, true), out)
+    assert.truthy(out:find("\n 1200  RUNNING  ", 1, true), out)
+    assert.truthy(out:find("== a raw GET\n1200\n", 1, true), out)
     assert.truthy(out:find("exit status 1\n", 1, true), out)
   end)
 

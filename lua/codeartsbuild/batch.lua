@@ -16,6 +16,7 @@
 -- early cancels what it still has in flight.
 local core = require "codeartsbuild.core"
 local query = require "codeartsbuild.query"
+local cache = require "codeartsbuild.cache"
 
 local methods = core.client_methods
 
@@ -322,9 +323,30 @@ local function new_guard(release)
   return setmetatable({}, { __gc = release, __close = release })
 end
 
+---------------------------------------------------------------------------------------------------
+-- The client's cache of finished builds (codeartsbuild.cache), when it has one: a walk reads a
+-- cached build instead of asking for it, and keeps the records of builds that have ended.
+
+--- The cached record of a build, as a settled result ({ record = }), or nil.
+local function from_cache(walk, build_no)
+  local rec = walk.cache and walk.cache:get(walk.client, walk.job_id, build_no)
+  return rec and { record = rec } or nil
+end
+
+--- Keeps a result's record in the cache (only a build that has ended is kept).
+local function to_cache(walk, result)
+  if walk.cache and result.record then walk.cache:put(walk.client, walk.job_id, result.record) end
+end
+
+--- Writes what the walk left in the cache (at its end). A cache that cannot be written to costs
+-- the walk nothing: its records are not lost, only not kept.
+local function flush_cache(walk)
+  if walk.cache then pcall(walk.cache.flush, walk.cache) end
+end
+
 local function new_walk(client, job_id, builds, options)
   return {
-    client = client, job_id = job_id, builds = builds,
+    client = client, job_id = job_id, builds = builds, cache = cache.of(client),
     options = options, capacity = options.concurrency,
     next_index = 1,           -- the next build (in walk order) to submit
     -- The window, a ring of `capacity` positions in three arrays (no table per build): the build
@@ -340,16 +362,19 @@ local function ring_index(walk, seq)
 end
 
 --- Submits builds until the window is full or the sequence ends. A build the core refuses
--- (an invalid number from a list) takes its place in the window with its failure.
+-- (an invalid number from a list) takes its place in the window with its failure, and a build
+-- the cache has, with its record.
 local function fill(walk)
   while walk.tail - walk.head + 1 < walk.capacity and walk.next_index <= walk.builds.count do
     local build_no = walk.builds.at(walk.next_index)
     walk.next_index = walk.next_index + 1
-    local id, message, err = walk.client:submit(walk.job_id, build_no, HOLD)
+    local cached = from_cache(walk, build_no) -- settled without a request
+    local id, message, err
+    if not cached then id, message, err = walk.client:submit(walk.job_id, build_no, HOLD) end
     walk.tail = walk.tail + 1
     local i = ring_index(walk, walk.tail)
     walk.build_nos[i], walk.ids[i] = build_no, id or false
-    if not id then walk.refusals[i] = { message = message, err = err } end
+    if cached then walk.refusals[i] = cached elseif not id then walk.refusals[i] = { message = message, err = err } end
   end
 end
 
@@ -366,6 +391,7 @@ end
 local function release(walk)
   if walk.finished then return end
   walk.finished = true
+  flush_cache(walk)
   for seq = walk.head, walk.tail do
     local id = walk.ids[ring_index(walk, seq)]
     if id then forget(walk.client, id) end
@@ -398,6 +424,7 @@ local function step(walk)
     if walk.head > walk.tail then break end
     local build_no, id, refusal = pop_oldest(walk)
     local result = refusal or await(walk.client, id)
+    if not refusal then to_cache(walk, result) end
     walk.done = walk.done + 1
     if options.on_progress then options.on_progress(walk.done, walk.builds.count) end
     local n, record, err = outcome(walk, build_no, result)
@@ -454,7 +481,8 @@ local FETCH_EXCLUDED = { from = true, to = true }
 -- (`to` defaults to latest()). Returns `records`, a list in the input order (order "desc" reverses
 -- it) without the builds that failed or are missing, and `errors`, a map build_no -> err (with
 -- skip_missing, the default, missing builds are in neither). Options as `records` takes, without
--- from/to. Returns `nil, message, err` when it cannot start.
+-- from/to. Returns `nil, message, err` when it cannot start. `tostring(records)` is the table of the
+-- builds, `tostring(errors)` the failed builds one a line (`cb.show(client:fetch(...))` shows both).
 ---@param client userdata a codeartsbuild client
 ---@param job_id string
 ---@param builds integer[]|{from: integer, to: integer}
@@ -476,7 +504,8 @@ function methods.fetch(client, job_id, builds, opts)
   else
     sequence = list_builds(builds, options.order)
   end
-  local records, errors = {}, {}
+  -- Their tostring is the table of the builds, and the failed builds one a line (query.RecordList).
+  local records, errors = setmetatable({}, query.RecordList), setmetatable({}, query.ErrorMap)
   for build_no, record, failed in iterate(new_walk(client, job_id, sequence, options)) do
     if record then records[#records + 1] = record else errors[build_no] = failed end
   end
