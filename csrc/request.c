@@ -266,7 +266,7 @@ static int push_decoded_record(lua_State *L, int body, const request_ctx *ctx, c
 	int state = lua_gettop(L) + 2, type;
 
 	lua_getfield(L, body, "result");
-	type = lua_type(L, -1);
+	type = cb_is_json_null(L, -1) ? LUA_TNIL : lua_type(L, -1);
 	if (type == LUA_TNIL || (type == LUA_TTABLE && is_empty_table(L, lua_gettop(L)))) {
 		no_record(f, ctx, type == LUA_TNIL ? "no result in the response" : "an empty result");
 		return 0;

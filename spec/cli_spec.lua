@@ -293,7 +293,8 @@ describe("bin/codeartsbuild", function()
       assert.are.equal(1, status)
       assert.are.equal("", out)
       assert.is_true(one_line(err), err)
-      assert.truthy(err:find("^codeartsbuild: build 2147483647 of job " .. JOB .. ": HTTP 404: CB.00062001"), err)
+      assert.truthy(err:find("^codeartsbuild: build 2147483647 of job " .. JOB .. " not found %(HTTP 403: CB.00031059"),
+        err)
     end)
   end)
 
@@ -701,14 +702,14 @@ describe("bin/codeartsbuild", function()
       assert.truthy(lines[1]:find("^codeartsbuild: GET /v1/job/" .. JOB .. "/running%-status 200, 1 attempt, %d+ ms, "
         .. "request id %x+$"), lines[1])
       for i = 2, 4 do
-        assert.truthy(lines[i]:find("^codeartsbuild: GET /v3/jobs/" .. JOB .. "/1[12]%d%d/record%-info 200, 1 attempt, "
+        assert.truthy(lines[i]:find("^codeartsbuild: GET /v1/record/" .. JOB .. "/1[12]%d%d/record%-info 200, 1 attempt, "
           .. "%d+ ms, request id %x+$"), lines[i])
       end
       for _, secret in ipairs{ emu.ak, emu.sk, emu.project_id } do assert.is_nil(err:find(secret, 1, true)) end
       -- A failed request says how it ended; with the cache, the cache's line ends the report.
       out, err = cli({ "record", JOB, "2147483647", "-v" }, env)
       assert.are.equal("", out)
-      assert.truthy(err:find("record%-info 404, 1 attempt, %d+ ms, request id %x+\n"), err)
+      assert.truthy(err:find("record%-info 403, 1 attempt, %d+ ms, request id %x+\n"), err)
       assert.truthy(err:find("\ncodeartsbuild: cache .+: 0 builds read from it, 0 kept\n"), err)
     end)
   end)
@@ -742,11 +743,11 @@ describe("bin/codeartsbuild", function()
       assert.are.equal(0, status, err)
       local endpoint = emu.url:gsub("%p", "%%%0")
       assert.truthy(out:find("^endpoint      " .. endpoint .. " %(from CODEARTSBUILD_ENDPOINT%)\n"), out)
-      assert.truthy(out:find("\napi           auto, in use: v3\n", 1, true), out)
+      assert.truthy(out:find("\napi           auto, in use: v1\n", 1, true), out)
       assert.truthy(out:find("\ncredentials   AK/SK, from HUAWEICLOUD_SDK_AK/SK\n", 1, true), out)
       assert.truthy(out:find("\nproject id    " .. emu.project_id .. "\n", 1, true), out)
       assert.truthy(out:find("\ncache         /.-/%.cache/codeartsbuild\n"), out)
-      assert.truthy(out:find("\nrequest       the service answered (HTTP 404): the credentials are accepted\n",
+      assert.truthy(out:find("\nrequest       the service answered (HTTP 422): the credentials are accepted\n",
         1, true), out)
       assert.are.equal(1, requests())
       out = cli({ "config", JOB, "--no-cache" }, env)

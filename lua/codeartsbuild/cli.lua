@@ -1032,6 +1032,10 @@ local function failure_message(message, err)
       break
     end
   end
+  -- A missing job or build says which already: "build 7 of job ... not found (HTTP 403: ...)".
+  if type(err) == "table" and err.kind == "not_found" and err.what then
+    message = message:gsub("^record_info %w+/%d+: ", "")
+  end
   message = message:gsub("^record_info (%w+)/(%d+): ", "build %2 of job %1: ")
     :gsub("^latest (%w+): ", "the newest build of job %1: "):gsub("^get (%S+): ", "GET %1: ")
   message = message:gsub("%c", " ")
