@@ -288,6 +288,15 @@ describe("bin/codeartsbuild", function()
       assert.is_nil(out:find("\\/", 1, true))
     end)
 
+    it("exit status 1 and one line saying so when the job does not exist", function()
+      local missing = ("9"):rep(32)
+      local out, err, status = cli({ "record", missing, "1" }, env)
+      assert.are.equal(1, status)
+      assert.are.equal("", out)
+      assert.is_true(one_line(err), err)
+      assert.truthy(err:find("^codeartsbuild: job " .. missing .. " not found %(HTTP 422: DEVCB.00031006"), err)
+    end)
+
     it("exit status 1 and one line naming the failure when the build does not exist", function()
       local out, err, status = cli({ "record", JOB, "2147483647" }, env)
       assert.are.equal(1, status)
@@ -423,6 +432,17 @@ describe("bin/codeartsbuild", function()
         assert.are.equal(rec.duration and ("%.0f"):format(rec.duration) or "", fields[10])
         assert.are.equal(rec.errMsg or "", fields[14])
       end
+    end)
+
+    it("--csv keeps a cell a spreadsheet would run as a formula from being one", function()
+      emu:faults{ { action = "field", field = "result.branch", json = '"=HYPERLINK(\\"http://evil.example\\")"',
+        job_id = JOB, build_no = 1199 }, { action = "field", field = "result.errMsg", json = '"-1+2"', job_id = JOB,
+        build_no = 1198 } }
+      local out, err, status = cli({ "list", JOB, "--from", "1198", "--to", "1199", "--csv", "--no-cache" }, env)
+      assert.are.equal(0, status, err)
+      assert.are.equal("'-1+2", csv_fields(lines_of(out)[2])[14])
+      assert.are.equal("'=HYPERLINK(\"http://evil.example\")", csv_fields(lines_of(out)[3])[3])
+      emu:clear_faults()
     end)
 
     it("names the builds that could not be read in one line, prints the others, exit status 1", function()
