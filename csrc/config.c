@@ -308,7 +308,8 @@ static int take_credentials_file(cb_config *cfg, char *msg, size_t msglen)
 		return 1;
 	rc = read_file(path, &text, msg, msglen);
 	if (rc == 1 && (cfg->profile || env("HUAWEICLOUD_SDK_CREDENTIALS_FILE"))) {
-		snprintf(msg, msglen, "cannot read the credentials file: %s: %s", path, strerror(ENOENT));
+		snprintf(msg, msglen, "cannot read the credentials file: %s: %s%s", path, strerror(ENOENT),
+			 env("HUAWEICLOUD_SDK_CREDENTIALS_FILE") ? " (named by HUAWEICLOUD_SDK_CREDENTIALS_FILE)" : "");
 		return -1;
 	}
 	if (rc != 0)

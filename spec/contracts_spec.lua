@@ -95,7 +95,8 @@ describe("configuration as the official SDKs read it", function()
   it("refuses a credentials file that is a directory, a FIFO or a device at once", function()
     local fifo = dir .. "/fifo"
     os.execute("mkfifo " .. run.quote(fifo))
-    for path, said in pairs{ [dir] = "is a directory", [fifo] = "not a regular file", ["/dev/zero"] = "not a regular" } do
+    local cases = { [dir] = "is a directory", [fifo] = "not a regular file", ["/dev/zero"] = "not a regular" }
+    for path, said in pairs(cases) do
       local result = in_child({ HUAWEICLOUD_SDK_CREDENTIALS_FILE = path, CODEARTSBUILD_ENDPOINT = emu.url }, [[
         local c, msg, err = cb.new()
         report{ kind = err and err.kind, message = msg }
@@ -189,7 +190,8 @@ describe("hostile input", function()
 
   it("refuses endpoints with a bad port or anything after the host, and regions with other characters", function()
     for _, url in ipairs{ "https://example.com:99999", "https://example.com:0x46a0", "https://[::1]evil",
-      "https://example.com:0", "https://example.com:", "https://exa_mple.com", "https://[::1", "https://user@example.com" } do
+      "https://example.com:0", "https://example.com:", "https://exa_mple.com", "https://[::1",
+      "https://user@example.com" } do
       local c, _, err = cb.new{ endpoint = url, token = "t" }
       assert.is_nil(c, url)
       assert.are.equal("config", err.kind, url)

@@ -188,7 +188,8 @@ local function build_no_from_status(job_id, body)
   local result = type(body) == "table" and body.result
   local raw = type(result) == "table" and result.last_build_no
   if raw == 0 or raw == "0" then
-    return failure("not_found", ("latest %s: the job has no builds"):format(job_id), { job_id = job_id, what = "build" })
+    return failure("not_found", ("latest %s: the job has no builds"):format(job_id),
+      { job_id = job_id, what = "build" })
   end
   local n = (type(raw) == "number" or (type(raw) == "string" and raw:find("^%d+$"))) and core.check_build_no(raw)
   if not n then
@@ -199,7 +200,8 @@ local function build_no_from_status(job_id, body)
 end
 
 --- The newest build number of a job: `GET /v1/job/{job_id}/running-status`, and when that API is
--- missing (`not_found`, but not a missing job), probing record-info: builds 1, 2, 4, 8, ... until one is missing, then a
+-- missing (`not_found`, but not a missing job), probing record-info: builds 1, 2, 4, 8, ... until
+-- one is missing, then a
 -- binary search between the last hit and that miss, O(log n) requests. Probing assumes that the
 -- job's numbers run without gaps, except for runs of at most 2 deleted builds (it looks that far
 -- past a miss before believing it); a longer run of deleted builds can make it answer too low.
