@@ -47,7 +47,7 @@ LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 # talks HTTP/2 to nginx (spec/http2_spec.lua: the emulator speaks HTTP/1.1 only).
 DEB_PACKAGES := gcc make pkg-config $(LUA) $(LUA_DEV) lua-cjson lua-busted lua-check luarocks \
 	libcurl4-openssl-dev libssl-dev python3 openssl curl cppcheck git \
-	lua5.1 liblua5.1-0-dev neovim bash zsh groff-base nginx-light
+	lua5.1 liblua5.1-0-dev neovim bash zsh groff-base nginx-light lua-socket
 # What `make demo` needs, and no more: the build, lua-cjson, and the emulator's python3, openssl, curl.
 DEMO_DEB_PACKAGES := gcc make pkg-config $(LUA) $(LUA_DEV) lua-cjson libcurl4-openssl-dev libssl-dev \
 	python3 openssl curl
@@ -106,9 +106,14 @@ install-packages:
 
 # The #soak specs (20,000 requests through one client; a 100,000-build walk whose memory must
 # stay flat) take minutes: `make test-soak` runs them, and .ci/run does.
+# The suite runs as one busted per spec file, TEST_JOBS at a time (spec/support/busted-parallel):
+# the specs mostly wait on servers and child processes.
+TEST_JOBS ?= 2
+PARALLEL = spec/support/busted-parallel $(TEST_JOBS)
+
 test: deps
 	@$(MAKE) --no-print-directory all
-	$(BUSTED) --exclude-tags=soak
+	$(PARALLEL) $(BUSTED) --exclude-tags=soak
 
 test-soak: deps
 	@$(MAKE) --no-print-directory all
@@ -128,7 +133,7 @@ deps-all:
 $(addprefix test-,$(OTHER_LUAS)): test-%: deps-all
 	@$(MAKE) --no-print-directory LUA=$* all
 	@echo "== $*"
-	$* /usr/bin/busted --exclude-tags=soak,once
+	$(PARALLEL) $* /usr/bin/busted --exclude-tags=soak,once
 
 demo: deps-demo
 	@$(MAKE) --no-print-directory all
@@ -222,19 +227,19 @@ check-memory: deps-check
 	done; exit $$status
 
 check-valgrind: all
-	$(VALGRIND) $(BUSTED) $(CHECK_BUSTED_FLAGS)
+	$(PARALLEL) $(VALGRIND) $(BUSTED) $(CHECK_BUSTED_FLAGS)
 
 check-asan: all $(SAN_BUILD)/unpreload.so
 	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) CC=$(SAN_CC) CFLAGS="-O1 -g $(SAN_FLAGS)" \
 		LDFLAGS="$(SAN_FLAGS)" all
-	$(SAN_ENV) $(BUSTED) $(CHECK_BUSTED_FLAGS)
+	$(PARALLEL) env $(SAN_ENV) $(BUSTED) $(CHECK_BUSTED_FLAGS)
 
 $(SAN_BUILD)/unpreload.so: spec/fuzz/unpreload.c
 	@mkdir -p $(dir $@)
 	$(SAN_CC) -shared -fPIC -O1 -std=c99 -D_POSIX_C_SOURCE=200809L $(WARNINGS) -o $@ $<
 
 check-gc: all
-	$(BUSTED) --helper=spec/support/aggressive_gc.lua $(CHECK_BUSTED_FLAGS)
+	$(PARALLEL) $(BUSTED) --helper=spec/support/aggressive_gc.lua $(CHECK_BUSTED_FLAGS)
 
 wipecheck: $(WIPECHECK)
 

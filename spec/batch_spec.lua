@@ -493,11 +493,11 @@ describe("batch helpers against the emulator", function()
       end
       local seconds = wall_clock() - started
       local all_kib = per_record_kib * 100000
-      -- The bound: 16 MiB above the baseline. Holding every record would take ~100000 records x
-      -- ~2 KiB (measured above) ~ 200 MiB, and even holding 8,000 of them would pass the bound;
+      -- The bound: 8 MiB above the baseline. Holding every record would take ~100000 records x
+      -- ~1.5 KiB (measured above) ~ 150 MiB, and even holding 5,500 of them would pass the bound;
       -- a walk that keeps only its window (32 records) plus the garbage the incremental collector
       -- lets pile up between cycles (about the size of the live heap) stays far below it.
-      local bound_kib = 16 * 1024
+      local bound_kib = 8 * 1024
       io.stderr:write(("\n[memory] 100000 builds at concurrency 32 in %.1f s: baseline %.0f KiB, peak %.0f KiB"
         .. " (+%.0f KiB), bound +%d KiB; one record ~%.2f KiB, all of them ~%.0f MiB\n"):format(
         seconds, baseline, peak, peak - baseline, bound_kib, per_record_kib, all_kib / 1024))
