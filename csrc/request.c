@@ -254,6 +254,10 @@ static int push_success(lua_State *L, const cb_transfer *t, cb_failure *f)
 	const request_ctx *ctx = t->user;
 	int top = lua_gettop(L), body;
 
+	if ((t->flags & CB_STREAM) && t->stream_mode != CB_STREAM_BUFFERING) {
+		lua_pushinteger(L, (lua_Integer)t->streamed); /* the body went to its owner: its size */
+		return 1;
+	}
 	if (ctx->kind == REQUEST_RECORD && t->body.len > 0 && read_record(L, &t->body))
 		return is_other_record(L, top + 1, ctx, f) ? (lua_settop(L, top), 0) : 1;
 	if (t->body.len == 0 || cb_decode_body(L, &t->body) != 0) {

@@ -35,6 +35,7 @@ struct cb_engine {
 	long long next_id;
 	token_bucket bucket;
 	int gate_closed;
+	int stream_signal; /* a stream that got new bytes left the in-flight list since run looked */
 	unsigned long long jitter_state;
 	transfer_list queued, in_flight, finished, done;
 	/* Every transfer the engine owns, by id (ids are consecutive: id & mask spreads them). */
@@ -205,6 +206,7 @@ void cb_transfer_free(cb_transfer *t)
 		return;
 	wipe_headers(&t->headers);
 	cb_buffer_free(&t->body);
+	cb_buffer_free(&t->stream);
 	cb_buffer_wipe(&t->subject_token);
 	cb_buffer_wipe(&t->request_body);
 	free(t->path);
@@ -294,11 +296,15 @@ long long cb_engine_abandon(cb_engine *e)
 
 /* ---- starting attempts ---- */
 
+/* A stream's unread bytes and its count stay: they belong to the whole transfer, not the attempt. */
 static void reset_outcome(cb_transfer *t)
 {
 	t->result = CURLE_OK;
 	t->status = 0;
 	t->body_too_large = 0;
+	t->attempt_seen = 0;
+	t->stream_mode = CB_STREAM_UNDECIDED;
+	t->paused = 0;
 	cb_buffer_clear(&t->body);
 	t->request_id[0] = t->retry_after[0] = t->error[0] = '\0';
 	cb_buffer_wipe(&t->subject_token);
@@ -495,6 +501,10 @@ void cb_engine_drop(cb_engine *e, cb_transfer *t)
 
 static void finish_attempt(cb_engine *e, cb_transfer *t, CURLcode result)
 {
+	if (t->signalled) { /* it leaves the in-flight list, where run looks for new stream bytes */
+		t->signalled = 0;
+		e->stream_signal = 1;
+	}
 	t->result = result;
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
 	curl_multi_remove_handle(e->multi, t->easy);
@@ -520,6 +530,22 @@ static void collect_finished(cb_engine *e)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
 		finish_attempt(e, t, msg->data.result);
 	}
+}
+
+/* Whether a stream got new bytes since the last look (and forgets it): its owner may read them. */
+static int take_stream_signals(cb_engine *e)
+{
+	cb_transfer *t;
+	int any = e->stream_signal;
+
+	e->stream_signal = 0;
+	for (t = e->in_flight.head; t != NULL; t = t->next) {
+		if (t->signalled) {
+			t->signalled = 0;
+			any = 1;
+		}
+	}
+	return any;
 }
 
 int cb_engine_can_progress(const cb_engine *e)
@@ -554,7 +580,7 @@ int cb_engine_run(cb_engine *e, long timeout_ms, char *err, size_t errlen)
 		if (mrc != CURLM_OK)
 			return multi_failure(mrc, err, errlen);
 		collect_finished(e);
-		if (e->finished.count > 0 || !cb_engine_can_progress(e))
+		if (e->finished.count > 0 || take_stream_signals(e) || !cb_engine_can_progress(e))
 			return (int)(e->finished.count > 0x7fffffff ? 0x7fffffff : e->finished.count);
 		next_start = start_ready(e); /* retries due now, and slots just freed */
 		if (next_start >= 0 && next_start < wait_ns)
@@ -627,6 +653,25 @@ int cb_engine_cancel(cb_engine *e, long long id)
 	index_remove(e, t);
 	cb_transfer_free(t);
 	return 1;
+}
+
+void cb_engine_defer(cb_engine *e, cb_transfer *t, long delay_ms)
+{
+	(void)e;
+	if (t->state == CB_QUEUED && delay_ms > 0)
+		t->not_before_ns = cb_now_ns() + (long long)delay_ms * 1000000;
+}
+
+void cb_engine_stream_consumed(cb_transfer *t)
+{
+	cb_buffer_clear(&t->stream);
+	/* Outside any libcurl callback: libcurl may call the write callback from here at once with
+	 * what it kept, which goes into the stream just emptied (and may pause it again). */
+	if (t->paused && t->easy) {
+		t->paused = 0;
+		if (curl_easy_pause(t->easy, CURLPAUSE_CONT) != CURLE_OK)
+			t->paused = 1; /* the next read tries again */
+	}
 }
 
 void cb_engine_gate(cb_engine *e, int closed)
