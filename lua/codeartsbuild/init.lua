@@ -21,6 +21,16 @@ for _, name in ipairs{ "latest", "records", "fetch", "history" } do
   end
 end
 
+-- codeartsbuild.build (client:steps/log/follow/wait: what follows a record) likewise.
+for _, name in ipairs{ "steps", "log", "follow", "wait" } do
+  if methods[name] == nil then
+    methods[name] = function(...)
+      require "codeartsbuild.build" -- replaces this function with the real method
+      return methods[name](...)
+    end
+  end
+end
+
 local M = {
   _VERSION = core.version,
   --- The core module, for what this face does not wrap.
@@ -39,6 +49,10 @@ M.record_info = core.record_info
 
 --- The client module-level calls use (made from the environment), or `nil, message, err`.
 M.default_client = core.default_client
+
+--- Seconds on a monotonic clock, with a fraction (`os.clock` is CPU time, `os.time` whole seconds
+-- of a clock that may jump): for deadlines and elapsed times, as the engine measures them.
+M.monotonic = core.monotonic
 
 --- `cb.sign{ method =, path =, query =, headers =, body =, ak =, sk = }` returns the
 -- Authorization value, the canonical request, the string to sign and the X-Sdk-Date used.
