@@ -49,16 +49,16 @@ describe("docs/", function()
   it("has a page for every module and links every example", function()
     local index = assert(read("docs/index.html"))
     for _, name in ipairs{ "codeartsbuild", "codeartsbuild.core", "codeartsbuild.batch", "codeartsbuild.query",
-      "codeartsbuild.view", "codeartsbuild.cli", "codeartsbuild.nvim" } do
+      "codeartsbuild.view", "codeartsbuild.cli", "codeartsbuild.nvim", "codeartsbuild.build" } do
       assert.truthy(index:find('href="modules/' .. name .. '.html"', 1, true), name)
     end
     for _, name in ipairs{ "quickstart", "client_tour", "sign", "failed_builds", "durations", "views", "repl",
-      "nvim" } do
+      "nvim", "build_logs" } do
       assert.truthy(index:find('href="examples/' .. name .. '.lua.html"', 1, true), name)
     end
     local core = assert(read("docs/modules/codeartsbuild.core.html"))
     for _, method in ipairs{ "record_info", "submit", "submit_get", "poll", "pending", "cancel", "get", "info",
-      "close" } do
+      "close", "read" } do
       assert.truthy(core:find("client:" .. method .. "(", 1, true), method)
     end
   end)

@@ -104,12 +104,15 @@ end
 
 --- A held request's entry once it is done; nil (the request cancelled) when `deadline` (on
 -- core.monotonic's clock) passes first. While it waits, holder.pending (when a holder is given)
--- is the request's id, so that whoever closes the holder's owner meanwhile can cancel it.
+-- is the request's id, so that whoever closes the holder's owner meanwhile can cancel it. A
+-- yielding coroutine waits holder.step_ms (default 0) before each yield.
 local function take(client, id, deadline, holder)
   if yielding() then
     if holder then holder.pending = id end
     while true do
-      local entry = client:take(id, 0)
+      local wait_ms = holder and holder.step_ms or 0
+      if deadline then wait_ms = math.max(0, math.min(wait_ms, (deadline - monotonic()) * 1000)) end
+      local entry = client:take(id, wait_ms)
       if entry then
         if holder then holder.pending = nil end
         return entry
@@ -224,7 +227,8 @@ Step.__index = Step
 --- One aligned line: position, status, duration, name (the name last, so that names of any
 -- width keep the columns straight).
 function Step.__tostring(step)
-  return ("%2d  %-7s  %7s  %s"):format(step.index, step.status, core.format_duration(step.duration), step.name)
+  local duration = step.status == "NOT_RUN" and "-" or core.format_duration(step.duration)
+  return ("%2d  %-7s  %7s  %s"):format(step.index, step.status, duration, step.name)
 end
 
 local StepList = {}
@@ -750,11 +754,14 @@ end
 local Follower = {}
 Follower.__index = Follower
 
---- Runs the follow as far as it can go without waiting: hands new text to on_chunk, and at the end
--- calls on_done(record) (or on_done(nil, message, err)). Returns true while the follow goes on.
--- Errors raised by on_chunk or on_done end the follow and are raised again here.
-function Follower:step()
+--- Runs the follow as far as it can go, waiting at most `timeout_ms` (default 0: never) for an
+-- answer: hands new text to on_chunk, and at the end calls on_done(record) (or on_done(nil,
+-- message, err)). Returns true while the follow goes on. Errors raised by on_chunk or on_done end
+-- the follow and are raised again here.
+---@param timeout_ms? number
+function Follower:step(timeout_ms)
   if self.closed or coroutine.status(self.co) == "dead" then return false end
+  self.state.step_ms = timeout_ms or 0
   local ok, why = coroutine.resume(self.co)
   if not ok then
     self.closed = true
@@ -782,8 +789,9 @@ end
 -- Without callbacks: `iterator, follower, nil, closer` for a generic for, each step a piece of
 -- text; a failure raises its err (a table: `pcall` to read `err.kind`); `break` (and on 5.4 the
 -- closer, to-be-closed) stops it. With `on_chunk = function(text)` (and `on_done = function(record,
--- message, err)`): a follower whose `step()` does what is due without ever waiting, for an
--- event loop's timer, and `close()`; `step()` returns false once it is over.
+-- message, err)`): a follower for an event loop: `step()` does what is due without waiting (from
+-- a timer), `step(ms)` waits at most that long for an answer; it returns false once it is over;
+-- `close()` stops it (also from inside on_chunk).
 -- Returns `nil, message, err` for a bad job id or build number.
 ---@param client userdata a codeartsbuild client
 ---@param job_id string
@@ -858,8 +866,9 @@ end
 -- (nil) means the newest build (`client:latest`). Polls the record, first at once, then every
 -- `interval` seconds (default 2), backing off by half while nothing changes, up to
 -- `max_interval` (default 30); a throttled poll waits `max_interval` and goes on. `timeout`
--- (seconds; default none) bounds the whole wait: then it returns `nil, message, err` with
--- `err.kind == "timeout"` and `err.record`, the last record seen. `on_change(record, steps)` is
+-- (seconds; default none) bounds the wait after the first poll (which is always answered:
+-- `timeout = 0` looks once): then it returns `nil, message, err` with `err.kind == "timeout"` and
+-- `err.record`, the last record seen. `on_change(record, steps)` is
 -- called when the status or the running step changes (the first poll included; the steps are
 -- read only when on_change is given). The waits between polls are the engine's (or yields, in the
 -- Neovim adapter): nothing spins.
@@ -899,10 +908,13 @@ function methods.wait(client, job_id, build_no, opts)
       tostring(last_rec and last_rec.status or "unknown"), options.timeout)
     return failure("timeout", text, { job_id = job_id, build_no = n, record = last_rec })
   end
+  local first = true
   while true do
     if deadline then after_ms = math.max(0, math.min(after_ms, (deadline - monotonic()) * 1000)) end
     local rec
-    rec, message, err = record(client, job_id, n, after_ms, deadline)
+    -- the first poll is answered whatever the timeout (timeout = 0: look once)
+    rec, message, err = record(client, job_id, n, after_ms, not first and deadline or nil)
+    first = false
     if message == false then return timed_out() end
     if rec then
       state.failed_rounds = 0
