@@ -5,10 +5,14 @@
 --                            [--since DATE] [--until DATE] [--limit N] [--reverse] [--json | --csv]
 --     codeartsbuild summary JOB [--last N | --from A --to B] [filters] [--json]
 --     codeartsbuild latest JOB
+--     codeartsbuild steps JOB N [--json]
+--     codeartsbuild log JOB N [--tail N | --follow | --output FILE]
+--     codeartsbuild wait JOB [N] [--timeout DURATION] [--interval SECONDS] [--json]
 --
 -- Every command takes `--region`, `--endpoint`, `--profile`, `--quiet` and `--help`. Exit status:
--- 0 success, 1 a request failed (or no client could be made), 2 usage error; an error is one line
--- on stderr. Secrets are never taken on the command line.
+-- 0 success, 1 a request failed (or no client could be made), 2 usage error, 3 `wait` timed out
+-- (and 1 when the build it waited for did not succeed); an error is one line on stderr. Secrets
+-- are never taken on the command line.
 -- @module codeartsbuild.cli
 local view = require "codeartsbuild.view"
 local query = require "codeartsbuild.query"
@@ -21,6 +25,8 @@ M.OK = 0
 M.FAILED = 1
 --- Exit status 2: usage error, the command line is wrong; nothing was sent.
 M.USAGE = 2
+--- Exit status 3: `wait` gave up at its --timeout (the build still runs).
+M.TIMED_OUT = 3
 
 local MAX_BUILD_NO = 2147483647
 local PROGRESS_THRESHOLD = 20 -- more builds than this: a progress bar (on a terminal)
@@ -58,6 +64,9 @@ commands:
   list JOB            one line per build: the last 20, or a range, filtered (--json, --csv)
   summary JOB         counts, success rate and durations of the last 100 builds, or a range
   latest JOB          the newest build number
+  steps JOB N         the steps of build N: status, duration, name (--json)
+  log JOB N           the log of build N (--tail N, --follow, --output FILE)
+  wait JOB [N]        waits until build N (default: the newest) ends; exit 0 on SUCCESS
   help [COMMAND]      this text, or a command's (as COMMAND --help)
 
 options for every command:
@@ -74,7 +83,7 @@ JOB is the 32-character job id at the end of the build task's URL in the console
 
 
 exit status: 0 success, 1 a request failed (or no client could be made: no credentials,
-unknown region...), 2 usage error (the command line is wrong).
+unknown region...), 2 usage error (the command line is wrong), 3 wait timed out.
 
 examples:
   export CODEARTSBUILD_REGION=cn-north-4 HUAWEICLOUD_SDK_AK=... HUAWEICLOUD_SDK_SK=...
@@ -175,7 +184,7 @@ example:
 HELP.help = [[
 usage: codeartsbuild help [COMMAND]
 
-Prints the help of COMMAND (record, list, summary, latest), or the general help.
+Prints the help of COMMAND (record, list, summary, latest, steps, log, wait), or the general help.
 ]]
 
 -- ------------------------------------------------------------------------------------------------
@@ -793,6 +802,194 @@ function commands.help(run, args)
   run.stdout:write(HELP[topic or "main"])
 end
 
+
+-- ------------------------------------------------------------------------------------------------
+-- After the record (issue 14): steps, log, wait. Their help, options and commands, in one block.
+
+HELP.steps = [[
+usage: codeartsbuild steps [options] JOB N
+
+Prints the steps of build N of job JOB in order, one aligned line each: position, status
+(SUCCESS, FAILED, RUNNING, NOT_RUN), duration, name.
+
+options:
+  --json              the steps as one JSON array of {index, name, status, duration, start, finish}
+  --region REGION, --endpoint URL, --profile NAME, -q/--quiet: see `codeartsbuild --help`
+
+examples:
+  codeartsbuild steps cb5fa20de5fd4cf8be681d4bd6fdd2f6 61
+  codeartsbuild steps $job 61 --json | jq -r '.[] | select(.status == "FAILED") | .name'
+]]
+
+HELP.log = [[
+usage: codeartsbuild log [options] JOB N
+
+Prints the log of build N of job JOB as it comes (streamed: a log of any size costs a few hundred
+KB), byte for byte.
+
+options:
+  --tail N            only its last N lines
+  --follow            a running build's log as it grows, until the build has ended and its last
+                      bytes are out (a finished build's: the whole log, then it ends)
+  --output FILE       into FILE instead (written as FILE.partial, renamed once complete; a failure
+                      leaves FILE as it was); the byte count on stderr
+  --interval SECONDS  with --follow: seconds between requests at the log's end (default 2)
+  --region REGION, --endpoint URL, --profile NAME, -q/--quiet: see `codeartsbuild --help`
+
+examples:
+  codeartsbuild log cb5fa20de5fd4cf8be681d4bd6fdd2f6 61 --tail 100
+  codeartsbuild log $job 62 --follow
+  codeartsbuild log $job 61 --output 61.log
+]]
+
+HELP.wait = [[
+usage: codeartsbuild wait [options] JOB [N]
+
+Waits until build N of job JOB (default: the newest build) is no longer running, then prints its
+record in one line. On a terminal, a progress line on stderr shows the status and the running step.
+
+options:
+  --timeout DURATION  give up after DURATION: 90s, 30m, 1h30m, or seconds (default: never)
+  --interval SECONDS  seconds between polls at first (default 2; it grows to 30 while nothing changes)
+  --json              the final record as one JSON object
+  --region REGION, --endpoint URL, --profile NAME, -q/--quiet: see `codeartsbuild --help`
+
+exit status: 0 the build ended SUCCESS, 1 it ended otherwise (FAILED, ABORTED, ...) or a request
+failed, 2 usage error, 3 timed out (the build still runs).
+
+examples:
+  codeartsbuild wait $job --timeout 30m && echo deployed
+  codeartsbuild wait $job 62 --json | jq -r .status
+]]
+
+COMMANDS.steps = { args = { "JOB", "N" }, options = { json = true } }
+COMMANDS.log = { args = { "JOB", "N" }, options = { tail = true, follow = true, output = true, interval = true } }
+COMMANDS.wait = { args = { "JOB" }, optional = { "N" }, options = { timeout = true, interval = true, json = true } }
+TAKES_VALUE.tail, TAKES_VALUE.output, TAKES_VALUE.timeout, TAKES_VALUE.interval = true, true, true, true
+TAKES_VALUE.follow = false
+COMMAND_NAMES = "record, list, summary, latest, steps, log, wait, help"
+
+--- Seconds from the user's text: 90, 90s, 30m, 1h30m, 2.5h; a usage error otherwise.
+local function duration_seconds(command, what, text)
+  local total, rest = 0, type(text) == "string" and text or ""
+  if rest:match("^%d+%.?%d*$") then rest = rest .. "s" end
+  local units = { s = 1, m = 60, h = 3600, d = 86400 }
+  while rest ~= "" do
+    local number, unit, after = rest:match("^(%d+%.?%d*)([smhd])(.*)$")
+    if not number then
+      usage_error(command, ("%s must be a duration such as 90s, 30m or 1h30m, got '%s'"):format(what, shown(text)))
+    end
+    total, rest = total + tonumber(number) * units[unit], after
+  end
+  if text == "" then usage_error(command, what .. " needs a duration") end
+  return total
+end
+
+--- Writes text to stdout, or fails (a closed pipe, a full disk): exit status 1.
+local function write_out(run, text)
+  local ok, why = run.stdout:write(text)
+  if not ok then fail(("cannot write the output: %s"):format(tostring(why))) end
+end
+
+function commands.steps(run, args)
+  local job = check_job("steps", args[1])
+  local n = whole("steps", "N", args[2], 1, MAX_BUILD_NO)
+  local steps, message, err = run:client_for():steps(job, n)
+  if not steps then fail(failure_message(message, err)) end
+  if run.options.json then
+    local plain = {}
+    for i, step in ipairs(steps) do
+      plain[i] = { index = step.index, name = step.name, status = step.status, duration = step.duration,
+        start = step.start, finish = step.finish }
+    end
+    write_out(run, (#plain > 0 and encode(plain, ranks{ "index", "name", "status", "duration", "start", "finish" })
+      or "[]") .. "\n")
+  elseif #steps > 0 then
+    write_out(run, tostring(steps) .. "\n")
+  else
+    run:note(("build %d of %s has no steps"):format(n, job))
+  end
+end
+
+function commands.log(run, args)
+  local job = check_job("log", args[1])
+  local n = whole("log", "N", args[2], 1, MAX_BUILD_NO)
+  local options = run.options
+  local given = (options.tail and 1 or 0) + (options.follow and 1 or 0) + (options.output and 1 or 0)
+  if given > 1 then usage_error("log", "--tail, --follow and --output go one at a time") end
+  if options.interval and not options.follow then usage_error("log", "--interval goes with --follow") end
+  local interval = options.interval and duration_seconds("log", "--interval", options.interval)
+  if interval and interval <= 0 then usage_error("log", "--interval must be more than 0") end
+  local client = run:client_for()
+  if options.follow then
+    local iterator, message, err = client:follow(job, n, { interval = interval })
+    if not iterator then fail(failure_message(message, err)) end
+    local ok, failure = pcall(function()
+      for text in iterator do
+        write_out(run, text)
+        run.stdout:flush()
+      end
+    end)
+    if not ok then
+      -- the follow's own failure is an err table; anything else (a Failure, an interrupt) goes on up
+      if type(failure) == "table" and failure.kind and getmetatable(failure) ~= Failure then
+        fail(failure_message(failure.message, failure))
+      end
+      error(failure, 0)
+    end
+    return
+  end
+  local result, message, err
+  if options.tail then
+    result, message, err = client:log(job, n, { tail = whole("log", "--tail", options.tail, 0, MAX_BUILD_NO) })
+    if result then write_out(run, result) end
+  elseif options.output then
+    result, message, err = client:log(job, n, { to_file = options.output })
+    if result then run:note(("%d bytes written to %s"):format(result, options.output)) end
+  else
+    result, message, err = client:log(job, n, { on_chunk = function(text) write_out(run, text) end })
+  end
+  if not result then fail(failure_message(message, err)) end
+end
+
+function commands.wait(run, args)
+  local job = check_job("wait", args[1])
+  local n = args[2] and whole("wait", "N", args[2], 1, MAX_BUILD_NO) or nil
+  local options = run.options
+  local timeout = options.timeout and duration_seconds("wait", "--timeout", options.timeout)
+  local interval = options.interval and duration_seconds("wait", "--interval", options.interval)
+  if interval and interval <= 0 then usage_error("wait", "--interval must be more than 0") end
+  local client = run:client_for()
+  local progress = not options.quiet and run.stderr_is_terminal()
+  local shown_line = false
+  local function on_change(rec, steps)
+    if not progress then return end
+    local running, count = nil, steps and #steps or 0
+    for _, step in ipairs(steps or {}) do
+      if step.status == "RUNNING" then running = step break end
+    end
+    local line = ("#%s %s"):format(tostring(rec.buildNo or n or "?"), tostring(rec.status))
+    if running then line = line .. ("  step %d/%d %s"):format(running.index, count, running.name) end
+    run.stderr:write("\r", (line:gsub("%c", "?")), "\27[K")
+    run.stderr:flush()
+    shown_line = true
+  end
+  local rec, message, err = client:wait(job, n, { timeout = timeout, interval = interval,
+    on_change = progress and on_change or nil })
+  if shown_line then
+    run.stderr:write("\r\27[K")
+    run.stderr:flush()
+  end
+  if not rec then
+    if err and err.kind == "timeout" and err.record then
+      error(setmetatable({ message = failure_message(message, err), status = M.TIMED_OUT }, Failure), 0)
+    end
+    fail(failure_message(message, err))
+  end
+  write_out(run, (options.json and encode(rec, RECORD_ORDER) or tostring(rec)) .. "\n")
+  return tostring(rec.status):upper() == "SUCCESS" and M.OK or M.FAILED
+end
+
 -- ------------------------------------------------------------------------------------------------
 -- main
 
@@ -848,8 +1045,7 @@ local function dispatch(run, args)
   if #positional > most then
     usage_error(command, ("unexpected argument '%s'"):format(shown(positional[most + 1])))
   end
-  commands[command](run, positional)
-  return M.OK
+  return commands[command](run, positional) or M.OK
 end
 
 --- Runs the tool with the words of its command line; returns the exit status (0, 1 or 2).
@@ -890,7 +1086,7 @@ function M.main(args, env)
   end
   if getmetatable(result) == Failure then
     stderr:write("codeartsbuild: ", result.message, "\n")
-    return M.FAILED
+    return result.status or M.FAILED
   end
   if result.internal and result.internal:find("interrupted!", 1, true) then
     stderr:write("codeartsbuild: interrupted\n")
