@@ -239,7 +239,10 @@ describe("the examples", function()
     end
     assert.truthy(out:find(("records:  %d SUCCESS builds of 1191..1200: %s\n"):format(#ok, table.concat(ok, " ")),
       1, true), out)
-    assert.truthy(out:find("complete: record list\n", 1, true), out)
+    assert.truthy(out:find("complete: record list steps log wait\n", 1, true), out)
+    assert.truthy(out:find("steps:    %s1  FAILED "), out)
+    assert.truthy(out:find("follow:   %d+ bytes, then FAILED\n"), out)
+    assert.truthy(out:find("wait:     #5 SUCCESS ", 1, true), out)
     assert.truthy(out:find("buffer:   codeartsbuild://" .. JOB .. "/61: buildNo            61", 1, true), out)
   end)
 end)

@@ -12,6 +12,8 @@
 --     cbn.record_info(job, 61, function(rec, message, err) print(rec or message) end)
 --     cbn.records(job, { from = 1, to = 20 }, function(n, rec, err) ... end, function(count) ... end)
 --     cbn.latest(job, function(n, message, err) ... end)
+--     cbn.follow(job, 62, nil, function(text) ... end, function(rec, message, err) ... end)
+--     cbn.wait(job, nil, { timeout = 1800 }, function(rec, message, err) ... end)
 local cb = require("codeartsbuild")
 local batch = require("codeartsbuild.batch")
 local view = require("codeartsbuild.view")
@@ -30,6 +32,7 @@ local timer
 local callbacks = {} -- request id -> function(entry), for the held requests submitted here
 local HOLD = { hold = true }
 local tasks = {} -- coroutine -> true: walks the timer resumes
+local followers = {} -- follower -> true: client:follow's event-loop form, which the timer steps
 
 --- Runs fn(...) on the editor's main loop, later.
 local function later(fn, ...)
@@ -64,7 +67,7 @@ function M.client()
 end
 
 local function idle()
-  return next(callbacks) == nil and next(tasks) == nil
+  return next(callbacks) == nil and next(tasks) == nil and next(followers) == nil
 end
 
 local function resume(co)
@@ -97,6 +100,11 @@ local function tick()
     end
   end
   for co in pairs(tasks) do resume(co) end
+  for follower in pairs(followers) do
+    local ok, going = pcall(follower.step, follower)
+    if not ok then later(notify_error, "codeartsbuild: " .. tostring(going)) end
+    if not (ok and going) then followers[follower] = nil end
+  end
   if idle() and timer then timer:stop() end
 end
 
@@ -201,9 +209,12 @@ local function command_record(job_id, build_no)
   end)
 end
 
+local map_log_key -- (issue 14, below): a key in the list that opens a build's log
+
 local function command_list(job_id, count)
   local buf = scratch_buffer(("codeartsbuild://%s/latest-%d"):format(job_id, count),
     { ("CodeArts Build %s: the latest %d builds"):format(job_id, count) })
+  map_log_key(buf, job_id)
   M.latest(job_id, function(last, message)
     if not last then return notify_error(message) end
     local walk
@@ -215,12 +226,177 @@ local function command_list(job_id, count)
   end)
 end
 
+
+---------------------------------------------------------------------------------------------------
+-- After the record (issue 14): steps, follow, wait, and :CodeArtsBuild steps|log|wait
+
+--- A build's steps (client:steps) without blocking: callback(steps, message, err).
+---@param job_id string
+---@param build_no integer
+---@param callback fun(steps: table|nil, message: string|nil, err: table|nil)
+function M.steps(job_id, build_no, callback)
+  local c, message, err = M.client()
+  if not c then return later(callback, nil, message, err) end
+  spawn(function() later(callback, c:steps(job_id, build_no)) end)
+end
+
+--- Follows a build's log (client:follow) without blocking: on_text(text) for each piece as it
+-- arrives, in order, then on_done(record, message, err) once the build has ended and its last bytes
+-- are out. opts: interval, max_interval, length, as client:follow takes them. Returns a handle whose
+-- cancel() stops it (no callback after it).
+---@param job_id string
+---@param build_no integer
+---@param opts table|nil
+---@param on_text fun(text: string)
+---@param on_done fun(record: table|nil, message: string|nil, err: table|nil)|nil
+function M.follow(job_id, build_no, opts, on_text, on_done)
+  local stopped = false
+  local handle = { cancel = function() stopped = true end }
+  local c, message, err = M.client()
+  local follower
+  if c then
+    local follow_options = {}
+    for k, v in pairs(opts or {}) do follow_options[k] = v end
+    follow_options.on_chunk = function(text) later(function() if not stopped then on_text(text) end end) end
+    follow_options.on_done = function(rec, m, e)
+      later(function() if not stopped and on_done then on_done(rec, m, e) end end)
+    end
+    follower, message, err = c:follow(job_id, build_no, follow_options)
+  end
+  if not follower then
+    if on_done then later(on_done, nil, message, err) end
+    return handle
+  end
+  followers[follower] = true
+  run_timer()
+  handle.cancel = function()
+    stopped = true
+    followers[follower] = nil
+    follower:close()
+  end
+  return handle
+end
+
+--- Waits for a build to end (client:wait) without blocking: callback(record, message, err).
+-- build_no nil: the newest build. opts as client:wait takes them (timeout, interval, on_change).
+---@param job_id string
+---@param build_no integer|nil
+---@param opts table|nil
+---@param callback fun(record: table|nil, message: string|nil, err: table|nil)
+function M.wait(job_id, build_no, opts, callback)
+  local c, message, err = M.client()
+  if not c then return later(callback, nil, message, err) end
+  spawn(function() later(callback, c:wait(job_id, build_no, opts)) end)
+end
+
+--- A scratch buffer of this name, a previous one of the same name replaced.
+local function fresh_buffer(name, lines)
+  local old = vim.fn.bufnr(name)
+  if old ~= -1 and vim.api.nvim_buf_is_valid(old) then vim.api.nvim_buf_delete(old, { force = true }) end
+  return scratch_buffer(name, lines)
+end
+
+local function command_steps(job_id, build_no)
+  M.steps(job_id, build_no, function(steps, message)
+    if not steps then return notify_error(message) end
+    local lines = { ("CodeArts Build %s #%d: %d steps"):format(job_id, build_no, #steps) }
+    for _, step in ipairs(steps) do lines[#lines + 1] = tostring(step) end
+    fresh_buffer(("codeartsbuild://%s/%d/steps"):format(job_id, build_no), lines)
+  end)
+end
+
+--- Appends text to a buffer that shows a log: its first line goes on at the end of the buffer's
+-- last line (a line the previous text left unfinished). Windows whose cursor was on the last line
+-- follow it. Returns false when the buffer is gone.
+local function append_text(buf, text)
+  if not vim.api.nvim_buf_is_valid(buf) then return false end
+  local lines = vim.split(text, "\n", { plain = true })
+  local last = vim.api.nvim_buf_line_count(buf)
+  lines[1] = vim.api.nvim_buf_get_lines(buf, last - 1, last, false)[1] .. lines[1]
+  local following = {}
+  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+    if vim.api.nvim_win_get_cursor(win)[1] == last then following[#following + 1] = win end
+  end
+  vim.api.nvim_buf_set_option(buf, "modifiable", true)
+  vim.api.nvim_buf_set_lines(buf, last - 1, last, false, lines)
+  vim.api.nvim_buf_set_option(buf, "modifiable", false)
+  local count = vim.api.nvim_buf_line_count(buf)
+  for _, win in ipairs(following) do vim.api.nvim_win_set_cursor(win, { count, 0 }) end
+  return true
+end
+
+--- :CodeArtsBuild log: a buffer that shows the log and keeps growing while the build runs; closing
+-- the buffer stops following.
+local function command_log(job_id, build_no)
+  local buf = fresh_buffer(("codeartsbuild://%s/%d/log"):format(job_id, build_no), { "" })
+  vim.api.nvim_buf_set_var(buf, "codeartsbuild_log", { job_id = job_id, build_no = build_no, done = false })
+  local handle
+  handle = M.follow(job_id, build_no, nil, function(text)
+    if not append_text(buf, text) then handle.cancel() end
+  end, function(rec, message)
+    if not rec then return notify_error(message) end
+    if vim.api.nvim_buf_is_valid(buf) then
+      vim.api.nvim_buf_set_var(buf, "codeartsbuild_log", { job_id = job_id, build_no = build_no, done = true,
+        status = rec.status })
+    end
+    vim.notify(("codeartsbuild: %s #%d ended %s"):format(job_id, build_no, tostring(rec.status)),
+      vim.log.levels.INFO, { title = "codeartsbuild" })
+  end)
+  return handle
+end
+
+local function command_wait(job_id, build_no)
+  M.wait(job_id, build_no, nil, function(rec, message)
+    if not rec then return notify_error(message) end
+    local success = tostring(rec.status):upper() == "SUCCESS"
+    vim.notify(("codeartsbuild: %s #%d %s"):format(job_id, rec.buildNo or build_no or 0, tostring(rec.status)),
+      success and vim.log.levels.INFO or vim.log.levels.WARN, { title = "codeartsbuild" })
+  end)
+end
+
+--- In a list buffer, L opens the log of the build under the cursor.
+map_log_key = function(buf, job_id)
+  vim.api.nvim_buf_set_keymap(buf, "n", "L", "", { noremap = true, silent = true,
+    desc = "codeartsbuild: the log of the build under the cursor",
+    callback = function()
+      local n = tonumber(vim.api.nvim_get_current_line():match("^#(%d+)"))
+      if n then command_log(job_id, n) else notify_error("codeartsbuild: no build on this line") end
+    end })
+end
+
+-- :CodeArtsBuild steps|log {job} {n}, wait {job} [n]: each runs and returns true, or returns
+-- nothing for arguments it does not take (the usage then).
+local BUILD_COMMANDS = {
+  steps = function(job_id, n, extra)
+    if n and not extra then
+      command_steps(job_id, n)
+      return true
+    end
+  end,
+  log = function(job_id, n, extra)
+    if n and not extra then
+      command_log(job_id, n)
+      return true
+    end
+  end,
+  wait = function(job_id, n, extra, given)
+    if (n or not given) and not extra then
+      command_wait(job_id, n)
+      return true
+    end
+  end,
+}
+
 local USAGE = "usage: :CodeArtsBuild record {job_id} {build_no} | :CodeArtsBuild list {job_id} [count]"
+  .. " | :CodeArtsBuild steps|log {job_id} {build_no} | :CodeArtsBuild wait {job_id} [build_no]"
 
 --- :CodeArtsBuild record {job} {n} | list {job} [count]
 ---@param args string[]
 function M.command(args)
   local action, job_id, number = args[1], args[2], args[3]
+  if BUILD_COMMANDS[action] and job_id and BUILD_COMMANDS[action](job_id, tonumber(number), args[4], number) then
+    return
+  end
   if action == "record" and job_id and tonumber(number) and not args[4] then
     return command_record(job_id, tonumber(number))
   end
@@ -235,7 +411,8 @@ end
 function M.complete(arg_lead, line)
   local words = vim.split(line, "%s+")
   if #words <= 2 then
-    return vim.tbl_filter(function(a) return a:find(arg_lead, 1, true) == 1 end, { "record", "list" })
+    return vim.tbl_filter(function(a) return a:find(arg_lead, 1, true) == 1 end,
+      { "record", "list", "steps", "log", "wait" })
   end
   return {}
 end
