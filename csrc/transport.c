@@ -36,6 +36,7 @@ struct cb_engine {
 	token_bucket bucket;
 	int gate_closed;
 	int stream_signal; /* a stream that got new bytes left the in-flight list since run looked */
+	size_t streams_in_flight;
 	unsigned long long jitter_state;
 	transfer_list queued, in_flight, finished, done;
 	/* Every transfer the engine owns, by id (ids are consecutive: id & mask spreads them). */
@@ -105,6 +106,8 @@ static void move_to(cb_engine *e, cb_transfer *t, cb_transfer_state state)
 {
 	transfer_list *from = list_of(e, t->state), *to = list_of(e, state);
 
+	if ((t->flags & CB_STREAM) && (t->state == CB_IN_FLIGHT) != (state == CB_IN_FLIGHT))
+		e->streams_in_flight += state == CB_IN_FLIGHT ? 1 : (size_t)-1;
 	if (from)
 		list_remove(from, t);
 	t->state = state;
@@ -377,14 +380,28 @@ static int rate_allows(cb_engine *e, long long now_ns, long long *when_ns)
 	return 0;
 }
 
+/* The transfers in flight that count against the cap: a paused stream does not, so that its owner
+ * may send other requests before it reads on (with concurrency 1 it would wait for ever). */
+static size_t counted_in_flight(const cb_engine *e)
+{
+	const cb_transfer *t;
+	size_t n = e->in_flight.count;
+
+	for (t = e->in_flight.head; e->streams_in_flight > 0 && t != NULL; t = t->next)
+		if ((t->flags & CB_STREAM) && t->paused)
+			n--;
+	return n;
+}
+
 /* Starts the queued transfers whose time has come, as far as the gate, the cap and the rate
  * allow. Returns the nanoseconds until the next one could start (-1: none is waiting on time). */
 static long long start_ready(cb_engine *e)
 {
 	long long now = cb_now_ns(), next = -1;
 	cb_transfer *t = e->queued.head;
+	size_t busy = counted_in_flight(e);
 
-	while (t != NULL && (int)e->in_flight.count < e->opts.max_in_flight) {
+	while (t != NULL && busy < (size_t)e->opts.max_in_flight) {
 		cb_transfer *following = t->next;
 		long long when = t->not_before_ns;
 
@@ -399,6 +416,7 @@ static long long start_ready(cb_engine *e)
 			break;
 		} else {
 			start_attempt(e, t);
+			busy += t->state == CB_IN_FLIGHT;
 		}
 		t = following;
 	}

@@ -342,6 +342,18 @@ describe("build steps and logs", function()
       assert.are.equal(1, emu:stats().by_route[emulator.routes.download_log_v4])
     end)
 
+    it("lets on_chunk make other requests on the same client, even at concurrency 1 (a paused stream waits aside)",
+      function()
+        local single = clients.aksk(emu, { concurrency = 1 })
+        local records = {}
+        local bytes = assert(single:log(LOGS, 3, { on_chunk = function()
+          if #records < 3 then records[#records + 1] = assert(single:record_info(LOGS, 5)) end
+        end }))
+        assert.are.equal(#emu:log(LOGS, 3), bytes)
+        assert.are.equal(3, #records)
+        single:close()
+      end)
+
     it("lets on_chunk stop it by raising, and cancels the download", function()
       local ok, why = pcall(client.log, client, LOGS, 3, { on_chunk = function() error("enough") end })
       assert.is_false(ok)
