@@ -158,7 +158,8 @@ void cb_engine_defer(cb_engine *engine, cb_transfer *t, long delay_ms);
  * the time without a byte instead of the whole transfer (a 50 MB log may take longer than one
  * request should, and a paused transfer is not slow). An error answer, or a JSON one (a file
  * route that answers JSON has failed: SERVICE-CONTRACTS section 5.1), is read into t->body as any
- * other. cb_engine_run also returns when a stream got new bytes. */
+ * other. cb_engine_run also returns when a stream got new bytes. A paused stream does not count
+ * against max_in_flight: its owner may send other requests before it reads on. */
 void cb_engine_stream_consumed(cb_transfer *t);
 
 /* Drops the transfer with this id wherever it is; 1 if there was one. */

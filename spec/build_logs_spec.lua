@@ -321,6 +321,7 @@ describe("build steps and logs", function()
       assert.are.equal(0, status, out)
       assert.truthy(out:find("bytes\tnil\tkind\tinvalid\tpath\t" .. path, 1, true), out)
       assert.truthy(out:find("message\tlog: cannot write " .. path .. ".partial", 1, true), out)
+      assert.truthy(out:find(path .. " was left as it was", 1, true), out)
       assert.is_false(exists(path))
       assert.is_false(exists(path .. ".partial"))
     end)
@@ -512,6 +513,18 @@ describe("build steps and logs", function()
         assert.is_true(follower:step()) -- waits for its first request
         assert.are.equal(1, client:pending("held"))
         follower:close()
+        assert.are.equal(0, client:pending("all"))
+      end)
+
+      it("cancels the request it waits for when collected without close()", function()
+        local n = emu:start_build{ steps = 3, step_seconds = 1 }
+        do
+          local follower = assert(client:follow(LOGS, n, { on_chunk = function() end }))
+          assert.is_true(follower:step())
+          assert.are.equal(1, client:pending("held"))
+        end
+        collectgarbage()
+        collectgarbage()
         assert.are.equal(0, client:pending("all"))
       end)
 

@@ -491,8 +491,8 @@ local function file_sink(path)
     if file then file:close() end
     file = nil
     os.remove(partial)
-    return failure("invalid", ("log: %s %s: %s (nothing was left at %s)"):format(what, partial, tostring(detail),
-      path), { path = path })
+    return failure("invalid", ("log: %s %s: %s (removed; %s was left as it was)"):format(what, partial,
+      tostring(detail), path), { path = path })
   end
   return function(piece)
     local ok, message = file:write(piece)
@@ -828,7 +828,8 @@ function methods.follow(client, job_id, build_no, opts)
   end
 
   local on_chunk, on_done = options.on_chunk, options.on_done
-  local follower = setmetatable({ state = f }, Follower)
+  -- collected without close(): the guard cancels the request it waited for
+  local follower = setmetatable({ state = f, guard = new_guard(function() close_follower(f) end) }, Follower)
   follower.co = coroutine.create(function()
     while true do
       local text, m, e = follow_next(f)
