@@ -35,7 +35,7 @@ build = {
   modules = {
     ["codeartsbuild.core"] = {
       sources = {
-        "csrc/buffer.c", "csrc/check.c", "csrc/client.c", "csrc/config.c", "csrc/core.c",
+        "csrc/buffer.c", "csrc/check.c", "csrc/client.c", "csrc/codes.c", "csrc/config.c", "csrc/core.c",
         "csrc/easy.c", "csrc/envelope.c", "csrc/error.c", "csrc/headers.c", "csrc/iam.c",
         "csrc/mailbox.c", "csrc/options.c", "csrc/reader.c", "csrc/record.c", "csrc/request.c",
         "csrc/response.c", "csrc/sign.c", "csrc/transport.c",
@@ -49,6 +49,7 @@ build = {
     ["codeartsbuild.batch"] = "lua/codeartsbuild/batch.lua",
     ["codeartsbuild.query"] = "lua/codeartsbuild/query.lua",
     ["codeartsbuild.view"] = "lua/codeartsbuild/view.lua",
+    ["codeartsbuild.cache"] = "lua/codeartsbuild/cache.lua",
     ["codeartsbuild.cli"] = "lua/codeartsbuild/cli.lua",
     ["codeartsbuild.nvim"] = "lua/codeartsbuild/nvim.lua",
     ["codeartsbuild.health"] = "lua/codeartsbuild/health.lua",
@@ -56,4 +57,16 @@ build = {
   install = {
     bin = { codeartsbuild = "bin/codeartsbuild" },
   },
+  -- Into the rock's own folder: plugin/ makes the rock a Neovim plugin for rocks.nvim (the
+  -- :CodeArtsBuild command), docs/ is the API reference, share/ the man page and the shell
+  -- completions (see the README, "Command line").
+  copy_directories = { "plugin", "docs", "share" },
+}
+
+-- `luarocks test` runs the busted suite with the Lua LuaRocks was told to use (--lua-version):
+-- spec/luarocks-test.lua builds the module for it and starts busted (Debian's lua-busted; the
+-- LuaRocks server is not needed). Arguments after the rockspec go to busted.
+test = {
+  type = "command",
+  script = "spec/luarocks-test.lua",
 }

@@ -10,6 +10,10 @@
 
 #define MAX_PATH_LEN 2048
 
+/***
+ * @module codeartsbuild.core
+ */
+
 static int job_id_failure(size_t len, cb_failure *f)
 {
 	cb_failure_set(f, "invalid", "invalid job_id: expected 32 letters or digits, got %s",
@@ -165,6 +169,7 @@ size_t cb_check_get(lua_State *L, int path_arg, request_ctx *ctx, cb_kv *query, 
  * @return[2] nil
  * @treturn[2] string message
  * @treturn[2] table err, of kind `invalid`
+ * @usage assert(core.check_job_id(job, "myscript"))
  */
 static int module_check_job_id(lua_State *L)
 {

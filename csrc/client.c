@@ -57,7 +57,8 @@ static int start(cb_client *c, char *msg, size_t msglen)
 			return -1;
 		}
 	}
-	c->api_current = c->cfg.api_mode == CB_API_AUTO ? CB_API_V3 : c->cfg.api_mode;
+	c->api_current = cb_request_first_api(c->cfg.api_mode);
+	c->api_confirmed = c->cfg.api_mode != CB_API_AUTO;
 	if (c->cfg.ak && (c->key = cb_hmac_key_new(c->cfg.sk, strlen(c->cfg.sk))) == NULL) {
 		snprintf(msg, msglen, "cannot set up HMAC-SHA256 (OpenSSL)");
 		return -1;
@@ -124,6 +125,105 @@ int cb_client_raise(lua_State *L, cb_client *c, const char *message)
 	return lua_error(L);
 }
 
+/* ---- module functions ---- */
+
+/***
+ * @module codeartsbuild.core
+ */
+
+/* Pushes a new client configured from the options at opts (0: none) and the environment, or
+ * nil, message, err. Raises on a wrong option type. */
+static int push_new_client(lua_State *L, int opts)
+{
+	char msg[512];
+	cb_failure f;
+	cb_client *c = lua_newuserdata(L, sizeof *c);
+
+	memset(c, 0, sizeof *c);
+	c->on_event = LUA_NOREF;
+	cb_config_init(&c->cfg);
+	c->closed = 1; /* until it is complete; __gc frees whatever was filled in */
+	luaL_setmetatable(L, CB_CLIENT_MT);
+	cb_failure_init(&f);
+	if (opts && cb_options_read(L, opts, &c->cfg, &c->on_event, &f) != 0) {
+		/* f says which value */
+	} else if (cb_config_resolve(&c->cfg, msg, sizeof msg) != 0 || start(c, msg, sizeof msg) != 0) {
+		cb_failure_set(&f, "config", "%s", msg);
+	} else {
+		c->closed = 0;
+		return 1;
+	}
+	release(L, c);
+	return cb_push_failure(L, &f, NULL);
+}
+
+/***
+ * A new client. Options left out come from the environment (README, "Configuration"): `region`,
+ * `endpoint`, `ak`, `sk`, `project_id`, `security_token`, `token`, `iam` (`{user, password,
+ * domain[, project]}`: sign in for tokens), `iam_endpoint`, `ca_file`, `insecure`, `allow_http`,
+ * `api`, `retries`, `backoff`, `max_backoff`, `concurrency`, `rate`, `timeout`, `connect_timeout`,
+ * `max_body`, `user_agent`, `on_event`. An unknown option name or a wrong type raises; a bad value
+ * gives `invalid`, missing credentials or an unknown region `config`.
+ * @function new
+ * @tparam[opt] table options
+ * @treturn[1] userdata the client
+ * @return[2] nil
+ * @treturn[2] string message
+ * @treturn[2] table err, of kind `invalid` or `config`
+ * @usage local client = assert(cb.new{ region = "cn-north-4" })  -- credentials from the environment
+ */
+static int module_new(lua_State *L)
+{
+	if (!lua_isnoneornil(L, 1))
+		luaL_checktype(L, 1, LUA_TTABLE);
+	return push_new_client(L, lua_isnoneornil(L, 1) ? 0 : 1);
+}
+
+cb_client *cb_client_default(lua_State *L, int *pushed)
+{
+	cb_client *c;
+
+	lua_rawgeti(L, CB_STATE, S_DEFAULT_CLIENT);
+	c = luaL_testudata(L, -1, CB_CLIENT_MT);
+	if (c && !c->closed)
+		return c;
+	lua_pop(L, 1);
+	*pushed = push_new_client(L, 0);
+	if (*pushed != 1)
+		return NULL;
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, CB_STATE, S_DEFAULT_CLIENT);
+	return luaL_checkudata(L, -1, CB_CLIENT_MT);
+}
+
+/***
+ * The client module-level calls use, made from the environment on first use.
+ * @usage local client = assert(cb.default_client()); print(client:info().endpoint)
+ * @function default_client
+ * @treturn[1] userdata the client
+ * @return[2] nil
+ * @treturn[2] string message
+ * @treturn[2] table err
+ */
+static int module_default_client(lua_State *L)
+{
+	int pushed = 1;
+	cb_client_default(L, &pushed);
+	return pushed;
+}
+
+/* ---- methods ---- */
+
+/***
+ * A client: configuration, credentials, and one HTTP engine (a libcurl multi handle) that runs
+ * every request of the client, concurrently, on reused connections. Every request's result waits
+ * in the engine's mailbox until its owner takes it: `poll` returns those nobody holds, `take` any
+ * one. `close` is safe at any moment, and a client used in a fork()ed child starts a new engine
+ * there. `tostring(client)` shows the endpoint, the kind of credentials and the AK's first four
+ * characters, never a secret.
+ * @type client
+ */
+
 static const char *auth_name(const cb_config *cfg)
 {
 	return cfg->iam_user ? "iam" : cfg->token ? "token" : "aksk";
@@ -144,9 +244,13 @@ static void set_number_field(lua_State *L, const char *name, double value)
 }
 
 /***
- * The client's settings, without any secret: for diagnostics and `:checkhealth`.
+ * The client's settings, without secrets: `endpoint`, `region`, `auth` ("aksk", "token" or "iam"),
+ * `temporary`, `credential_source`, `project_id`, `ca_file`, `insecure`, `timeout`,
+ * `connect_timeout`, `max_body`, `user_agent`, `api`, `api_in_use`, `concurrency`, `rate`,
+ * `retries`, `backoff`, `max_backoff`.
  * @function client:info
- * @treturn table `{endpoint, region, auth, credential_source, project_id, api, api_in_use, ...}`
+ * @treturn table
+ * @usage print(client:info().credential_source)
  */
 static int client_info(lua_State *L)
 {
@@ -184,10 +288,12 @@ static int client_info(lua_State *L)
 }
 
 /***
- * Frees the connections and wipes the credentials; safe twice, and at any moment: from `on_event`,
- * a `__gc` or a loop's body it takes effect when the call under way returns. Every method after it
- * raises. Also `__gc`, and `__close` on 5.4.
+ * Frees the connections and wipes the credentials; safe twice, and at any moment: called from
+ * `on_event`, a `__gc` or a loop's body, it takes effect when the call under way returns. Every
+ * other method of a closed client raises. Also done by `__gc`, and by `__close` on 5.4
+ * (`local client <close> = ...`).
  * @function client:close
+ * @usage client:close()
  */
 static int client_close(lua_State *L)
 {
@@ -226,83 +332,6 @@ static int client_tostring(lua_State *L)
 	lua_pushfstring(L, "}: %p", (void *)c);
 	lua_concat(L, 4);
 	return 1;
-}
-
-/* ---- module functions ---- */
-
-/* Pushes a new client configured from the options at opts (0: none) and the environment, or
- * nil, message, err. Raises on a wrong option type. */
-static int push_new_client(lua_State *L, int opts)
-{
-	char msg[512];
-	cb_failure f;
-	cb_client *c = lua_newuserdata(L, sizeof *c);
-
-	memset(c, 0, sizeof *c);
-	c->on_event = LUA_NOREF;
-	cb_config_init(&c->cfg);
-	c->closed = 1; /* until it is complete; __gc frees whatever was filled in */
-	luaL_setmetatable(L, CB_CLIENT_MT);
-	cb_failure_init(&f);
-	if (opts && cb_options_read(L, opts, &c->cfg, &c->on_event, &f) != 0) {
-		/* f says which value */
-	} else if (cb_config_resolve(&c->cfg, msg, sizeof msg) != 0 || start(c, msg, sizeof msg) != 0) {
-		cb_failure_set(&f, "config", "%s", msg);
-	} else {
-		c->closed = 0;
-		return 1;
-	}
-	release(L, c);
-	return cb_push_failure(L, &f, NULL);
-}
-
-/***
- * A client: `new{region =, endpoint =, ak =, sk =, project_id =, ...}` (see the README,
- * "Configuration"); options left out come from the environment.
- * @function new
- * @tparam[opt] table options
- * @treturn[1] userdata the client
- * @return[2] nil
- * @treturn[2] string message
- * @treturn[2] table err, of kind `invalid` or `config`
- */
-static int module_new(lua_State *L)
-{
-	if (!lua_isnoneornil(L, 1))
-		luaL_checktype(L, 1, LUA_TTABLE);
-	return push_new_client(L, lua_isnoneornil(L, 1) ? 0 : 1);
-}
-
-cb_client *cb_client_default(lua_State *L, int *pushed)
-{
-	cb_client *c;
-
-	lua_rawgeti(L, CB_STATE, S_DEFAULT_CLIENT);
-	c = luaL_testudata(L, -1, CB_CLIENT_MT);
-	if (c && !c->closed)
-		return c;
-	lua_pop(L, 1);
-	*pushed = push_new_client(L, 0);
-	if (*pushed != 1)
-		return NULL;
-	lua_pushvalue(L, -1);
-	lua_rawseti(L, CB_STATE, S_DEFAULT_CLIENT);
-	return luaL_checkudata(L, -1, CB_CLIENT_MT);
-}
-
-/***
- * The client module-level calls use, made from the environment on first use.
- * @function default_client
- * @treturn[1] userdata the client
- * @return[2] nil
- * @treturn[2] string message
- * @treturn[2] table err
- */
-static int module_default_client(lua_State *L)
-{
-	int pushed = 1;
-	cb_client_default(L, &pushed);
-	return pushed;
 }
 
 static const luaL_Reg client_methods[] = {

@@ -4,6 +4,55 @@
 
 #include "private.h"
 
+/***
+ * The C core: clients, `record_info`, the engine's mailbox (`submit`, `poll`, `take`), signed
+ * GETs and the signer. `require "codeartsbuild"` re-exports `new`, `record_info`,
+ * `default_client` and `sign`, and adds the batch methods (`latest`, `records`, `fetch`,
+ * `history`) to every client.
+ *
+ * A failure returns `nil, message, err`; `err` is a table with `kind` (invalid, config, auth,
+ * not_found, throttled, http, api, network, timeout, tls, decode), `message`, and where known
+ * `status`, `code`, `request_id`, `retryable`, `attempts`, `job_id`, `build_no`. A wrong argument
+ * type raises. The runnable examples are `examples/quickstart.lua` (`new`, `record_info`,
+ * `submit`, `poll`, `pending`, `close`), `examples/client_tour.lua` (`get`, `submit_get`, `take`,
+ * `cancel`, `info`, `default_client`, the module-level calls, `is_error`) and `examples/sign.lua`
+ * (`sign`). The C sources document each function beside its code (the .c files of csrc/).
+ * @module codeartsbuild.core
+ */
+
+/*** The module's version, "0.1.0".
+ * @field version
+ */
+
+/*** The JSON decoder in use: "cjson", or "vim.json" inside Neovim without lua-cjson.
+ * @field json
+ */
+
+/*** The 12 regions with a known endpoint: cn-north-4, cn-north-1, cn-east-2, ...
+ * @field regions
+ */
+
+/*** The methods of every client (the batch module adds to them).
+ * @field client_methods
+ */
+
+/*** The metatable every record shares (snake_case aliases, `tostring`).
+ * @field record_metatable
+ */
+
+/*** The record's 33 fields, camelCase, in the reference page's order: the one list of them.
+ * @field fields
+ */
+
+/*** The environment variables the module reads, in the order it reads them, each
+ * `{name =, what =}`: the one list of them.
+ * @field environment
+ */
+
+/*** The highest build number, 2147483647 (the API's int32).
+ * @field MAX_BUILD_NO
+ */
+
 /* Inside Neovim without lua-cjson: vim.json (the same engine), called like cjson.safe. */
 static const char vim_json_decoder[] =
 	"local decode = vim.json.decode\n"
@@ -82,6 +131,7 @@ static void push_environment(lua_State *L)
  * @function format_duration
  * @tparam number|nil ms
  * @treturn string
+ * @usage print(core.format_duration(283090)) --> 4m43s
  */
 static int module_format_duration(lua_State *L)
 {

@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 
+#include "codes.h"
 #include "transport.h"
 
 #define CB_IDLE_HANDLES_KEPT 64

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "compat.h"
+
 /* Copies a printable version of the string or number at the top of the stack, then pops it. */
 static int take_text(lua_State *L, char *out, size_t outlen)
 {
@@ -56,7 +58,10 @@ static void first_text(lua_State *L, int idx, const char *const *keys, char *out
 void cb_error_fields(lua_State *L, int idx, char *code, size_t codelen, char *message, size_t msglen)
 {
 	static const char *const code_keys[] = {"error_code", "errorCode", "err_code", "code", NULL};
-	static const char *const message_keys[] = {"error_msg", "errorMsg", "error_message", "message", "err_msg", NULL};
+	/* "reason": the LIVE client reads error{code, reason}; "error": family A's error may be a plain
+	 * string (SERVICE-CONTRACTS §1.2), taken as the message (a table there is searched instead). */
+	static const char *const message_keys[] = {"error_msg", "errorMsg", "error_message", "message", "err_msg",
+						   "reason", "error", NULL};
 
 	code[0] = message[0] = '\0';
 	if (lua_type(L, idx) != LUA_TTABLE)
@@ -76,6 +81,12 @@ int cb_envelope_failed(lua_State *L, int idx, char *code, size_t codelen, char *
 	lua_pushliteral(L, "status");
 	lua_rawget(L, idx);
 	if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "fail") == 0)
+		failed = 1;
+	lua_pop(L, 1);
+	/* A top-level error_code on a 200: Huawei's Terraform provider checks for it (§8.1 E5). */
+	lua_pushliteral(L, "error_code");
+	lua_rawget(L, idx);
+	if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > 0)
 		failed = 1;
 	lua_pop(L, 1);
 	if (failed)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "private.h"
+#include "codes.h"
 
 void cb_failure_init(cb_failure *f)
 {
@@ -37,19 +38,67 @@ void cb_failure_prefix(cb_failure *f, const char *fmt, ...)
 	f->text[used + n] = '\0';
 }
 
-/* The gateway's authentication failures: APIG.0301 (bad, expired or missing token; bad signature;
- * unknown AK) and APIG.0303 (app authentication, a signature date 15 minutes off), spelt APIG. in
- * bodies and APIGW. in the signing guide (SERVICE-CONTRACTS §8.3). APIG.0308 is throttling. */
-static int is_gateway_auth_code(const char *code)
-{
-	const char *number = strncmp(code, "APIGW.", 6) == 0 ? code + 6 : strncmp(code, "APIG.", 5) == 0 ? code + 5 : NULL;
-
-	return number && (strcmp(number, "0301") == 0 || strcmp(number, "0303") == 0);
-}
-
 int cb_failure_is_credential(const cb_failure *f)
 {
-	return f->status == 401 || is_gateway_auth_code(f->code);
+	return f->status == 401 || cb_code_meaning_of(f->code) == CB_CODE_CREDENTIALS;
+}
+
+/* What a code or a status makes of a failure: the code first (the service answers a missing job
+ * with 422 and a deleted build with 403, and throttles with 500), then the status. */
+static const char *kind_of(const cb_failure *f, cb_code_meaning meaning, int record, const char **what)
+{
+	*what = NULL;
+	switch (meaning) {
+	case CB_CODE_JOB_MISSING:
+		*what = "job";
+		return "not_found";
+	case CB_CODE_BUILD_MISSING:
+		*what = "build";
+		return "not_found";
+	case CB_CODE_NO_API:
+		*what = "api";
+		return "not_found";
+	case CB_CODE_THROTTLED:
+		return "throttled";
+	case CB_CODE_CREDENTIALS:
+		return "auth";
+	default:
+		break;
+	}
+	switch (f->status) {
+	case 401:
+	case 403:
+		return "auth";
+	case 404:
+		*what = record ? "build" : NULL;
+		return "not_found";
+	case 429:
+		return "throttled";
+	default:
+		return f->status >= 200 && f->status <= 299 ? "api" : "http";
+	}
+}
+
+void cb_failure_classify(cb_failure *f, const request_ctx *ctx, int api, const char *said)
+{
+	int record = ctx && ctx->kind == REQUEST_RECORD;
+	const char *what;
+
+	f->kind = kind_of(f, cb_code_meaning_of(f->code), record, &f->what);
+	what = f->what;
+	if (what && strcmp(what, "job") == 0)
+		cb_failure_set(f, f->kind, record ? "job %s not found (%s)" : "no such job (%s)", record ? ctx->job_id : said,
+			       said);
+	else if (what && strcmp(what, "build") == 0 && record)
+		cb_failure_set(f, f->kind, "build %d of job %s not found (%s)", (int)ctx->build_no, ctx->job_id, said);
+	else if (what && strcmp(what, "build") == 0)
+		cb_failure_set(f, f->kind, "no such build (%s)", said);
+	else if (what && record)
+		cb_failure_set(f, f->kind, "the %s record-info API is not published here (%s)", cb_api_name(api), said);
+	else if (what)
+		cb_failure_set(f, f->kind, "no such API here (%s)", said);
+	else
+		cb_failure_set(f, f->kind, "%s", said);
 }
 
 void cb_request_context(const request_ctx *ctx, char *out, size_t len)
@@ -99,6 +148,8 @@ int cb_push_failure_about(lua_State *L, const cb_failure *f, const char *context
 		lua_setfield(L, err, "status");
 	}
 	set_string(L, err, "code", f->code);
+	if (f->what)
+		set_string(L, err, "what", f->what);
 	set_string(L, err, "request_id", f->request_id);
 	if (ctx && ctx->kind == REQUEST_RECORD) {
 		set_string(L, err, "job_id", ctx->job_id);
@@ -122,6 +173,10 @@ int cb_push_failure(lua_State *L, const cb_failure *f, const request_ctx *ctx)
 	return cb_push_failure_about(L, f, context, ctx);
 }
 
+/***
+ * @module codeartsbuild.core
+ */
+
 static int error_tostring(lua_State *L)
 {
 	lua_getfield(L, 1, "message");
@@ -133,10 +188,12 @@ static int error_tostring(lua_State *L)
 }
 
 /***
- * An error value of the same shape as the module's own, for the Lua layers.
+ * An error value of this module from a table with at least `kind` and `message`: the Lua layers
+ * fail in the same shape as the core.
  * @function error
  * @tparam table fields at least `kind` and `message` (strings); the table itself gets the metatable
  * @treturn table the same table, now an error: `tostring(err) == err.message`
+ * @usage return nil, message, core.error{ kind = "invalid", message = message }
  */
 static int module_error(lua_State *L)
 {

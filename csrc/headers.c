@@ -9,6 +9,10 @@
 
 #include "private.h"
 
+/***
+ * @module codeartsbuild.core
+ */
+
 static const char *client_date(cb_client *c)
 {
 	time_t now = time(NULL);
@@ -125,6 +129,8 @@ struct curl_slist *cb_headers_prepare(void *client, cb_transfer *t)
  * @treturn string the canonical request
  * @treturn string the string to sign
  * @treturn string the X-Sdk-Date that was signed
+ * @usage local authorization = cb.sign{ path = "/v3/jobs/x/1/record-info", ak = AK, sk = SK,
+ *   headers = { host = "cloudbuild-ext.cn-north-4.myhuaweicloud.com" } }
  */
 static int module_sign(lua_State *L)
 {

@@ -1,5 +1,6 @@
 /* Credentials that take a request of their own: IAM tokens for IAM users, the project id for AK/SK
- * without one, and the memory of a credential failure. A sign-in or lookup is a request like any
+ * without one, the memory of a credential failure, and the lone first request that finds out
+ * whether the service takes a client's credentials and which record API answers. A sign-in or lookup is a request like any
  * other on the client's engine (it never blocks an event loop); while it runs, the engine's gate
  * holds the requests that wait for it. One runs at a time, however many requests need it; after a
  * failure the client sends nothing for a cool-down, so that a walk of 1,000 builds does not spend
@@ -328,8 +329,10 @@ int cb_iam_refused(lua_State *L, cb_client *c, cb_transfer *t)
 void cb_iam_track(cb_client *c, cb_transfer *t)
 {
 	cb_credentials *cr = &c->credentials;
+	const request_ctx *ctx = t->user;
+	int unsure = !cr->verified || (ctx->kind == REQUEST_RECORD && !c->api_confirmed);
 
-	if (cr->verified || cr->probe_id || (cr->request_id && cr->gating))
+	if (!unsure || cr->probe_id || (cr->request_id && cr->gating))
 		return;
 	cr->probe_id = t->id;
 	t->flags |= CB_UNGATED;
@@ -343,6 +346,9 @@ void cb_iam_answered(cb_client *c, const cb_transfer *t)
 
 	if (t->status > 0 && !(ctx->failed && cb_failure_is_credential(&ctx->failure)))
 		cr->verified = 1;
+	/* Settled, not sent on: the record API answered (a request it refused went to the next one). */
+	if (ctx->kind == REQUEST_RECORD && t->status > 0)
+		c->api_confirmed = 1;
 	if (t->id == cr->probe_id) {
 		cr->probe_id = 0;
 		update_gate(c);

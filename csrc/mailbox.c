@@ -23,7 +23,7 @@ static void settle(lua_State *L, cb_client *c)
 		if (ctx->kind == REQUEST_IAM_TOKEN || ctx->kind == REQUEST_IAM_PROJECTS)
 			cb_iam_settle(L, c, t);
 		else if (!cb_request_settle_failure(L, t) ||
-			 (!cb_request_resend_on_v1(c, t) && !cb_iam_refused(L, c, t)))
+			 (!cb_request_resend_on_next_api(c, t) && !cb_iam_refused(L, c, t)))
 			deliver(c, t);
 	}
 }
@@ -191,7 +191,7 @@ static int submit_flags(lua_State *L, int arg, int may_stream, long *after_ms)
 
 /* Submits the request ctx describes (a record, or a GET of path?query), if the credentials allow
  * it now. Returns the transfer, or NULL with f. */
-static cb_transfer *submit(lua_State *L, cb_client *c, const request_ctx *ctx, const char *path, const cb_kv *query,
+static cb_transfer *submit(lua_State *L, cb_client *c, request_ctx *ctx, const char *path, const cb_kv *query,
 			   size_t nquery, int flags, cb_failure *f)
 {
 	cb_transfer *t;
@@ -255,10 +255,65 @@ static int record_info_with(lua_State *L, cb_client *c, int arg)
 }
 
 /***
- * The record of build `build_no` of job `job_id`; blocks until it has an answer.
+ * @module codeartsbuild.core
+ */
+
+/***
+ * One record, on a client made from the environment on first use (`default_client()`).
+ * @usage print(assert(cb.record_info("cb5fa20de5fd4cf8be681d4bd6fdd2f6", 61)))
+ * @function record_info
+ * @tparam string job_id
+ * @tparam integer|string build_no
+ * @treturn[1] table the record
+ * @return[2] nil
+ * @treturn[2] string message
+ * @treturn[2] table err
+ */
+static int module_record_info(lua_State *L)
+{
+	int pushed = 1;
+	cb_client *c;
+
+	/* Check the arguments before anything reads the environment. */
+	if (lua_type(L, 1) != LUA_TSTRING)
+		return luaL_typeerror(L, 1, "string");
+	if (lua_type(L, 2) != LUA_TNUMBER && lua_type(L, 2) != LUA_TSTRING)
+		return luaL_typeerror(L, 2, "number");
+	c = cb_client_default(L, &pushed);
+	if (c == NULL)
+		return pushed;
+	lua_insert(L, 1); /* the client as argument 1, for enter() */
+	lua_settop(L, 3);
+	c = cb_client_enter(L);
+	return cb_client_leave(L, c, record_info_with(L, c, 2));
+}
+
+/***
+ * Seconds on a monotonic clock, with a fraction: for deadlines and elapsed times (`os.clock`
+ * counts CPU time, `os.time` whole seconds of a clock that may jump). The engine's waits use the
+ * same clock; `client:wait` measures its `timeout` with it.
+ * @usage local started = cb.monotonic(); ...; print(cb.monotonic() - started)
+ * @function monotonic
+ * @treturn number seconds
+ */
+static int module_monotonic(lua_State *L)
+{
+	lua_pushnumber(L, (lua_Number)cb_now_ns() / 1e9);
+	return 1;
+}
+
+/***
+ * @type client
+ */
+
+/***
+ * One record, blocking until it has an answer (retries included); the engine sleeps meanwhile,
+ * however many other results wait for their owners.
  * @function client:record_info
  * @tparam string job_id 32 letters or digits
- * @tparam integer|string build_no 1 to 2147483647
+ * @tparam integer|string build_no 1 to 2147483647 (`61`, `61.0`, `"61"`)
+ * @usage local rec, message, err = client:record_info(job, 61)
+ * if rec then print(rec.status, rec.duration) else print(err.kind, message) end
  * @treturn[1] table the record
  * @return[2] nil
  * @treturn[2] string message
@@ -282,7 +337,9 @@ static int client_record_info(lua_State *L)
  * @treturn[1] integer the request id
  * @return[2] nil
  * @treturn[2] string message
- * @treturn[2] table err
+ * @treturn[2] table err, for bad input (or while the client cools down after refused credentials)
+ * @usage for n = 55, 60 do assert(client:submit(job, n)) end
+ * local id = assert(client:submit(job, 61, { hold = true }))  -- mine: take it, poll never will
  */
 static int client_submit(lua_State *L)
 {
@@ -307,6 +364,9 @@ static int client_submit(lua_State *L)
  * @function client:poll
  * @tparam[opt] number timeout_ms
  * @treturn table a list, maybe empty
+ * @usage while client:pending() > 0 do
+ *   for _, r in ipairs(client:poll(1000)) do print(r.build_no, r.record or r.message) end
+ * end
  */
 static int client_poll(lua_State *L)
 {
@@ -342,11 +402,15 @@ static int client_poll(lua_State *L)
 /***
  * Takes request `id` out of the mailbox once it is done: the same entry `poll` would give. Waits at
  * most `timeout_ms` (0: never waits; left out: until it is done). Raises for an id this client
- * never issued, or one that was already taken, polled or cancelled.
+ * never issued, or one that was already taken, polled or cancelled. On a streamed request
+ * (`read`), what its owner has not read is dropped.
  * @function client:take
  * @tparam integer id
  * @tparam[opt] number timeout_ms
  * @treturn table|nil the entry, or nil when it is not done yet
+ * @usage local id = assert(client:submit(job, 61, { hold = true }))
+ * local entry = client:take(id)         -- waits; client:take(id, 0) would not
+ * print(entry.record or entry.message)
  */
 static int client_take(lua_State *L)
 {
@@ -438,6 +502,7 @@ static int client_read(lua_State *L)
  * @function client:cancel
  * @tparam integer id
  * @treturn boolean true if it was pending
+ * @usage local id = assert(client:submit(job, 61)); client:cancel(id)
  */
 static int client_cancel(lua_State *L)
 {
@@ -458,6 +523,7 @@ static int client_cancel(lua_State *L)
  * @function client:pending
  * @tparam[opt] string which `"held"` or `"all"`
  * @treturn integer
+ * @usage assert(client:pending("all") == 0, "a walk left requests behind")
  */
 static int client_pending(lua_State *L)
 {
@@ -486,6 +552,7 @@ static int client_pending(lua_State *L)
  * @return[2] nil
  * @treturn[2] string message
  * @treturn[2] table err
+ * @usage local id = assert(client:submit_get("/v1/job/" .. job .. "/running-status"))
  */
 static int client_submit_get(lua_State *L)
 {
@@ -504,14 +571,17 @@ static int client_submit_get(lua_State *L)
 }
 
 /***
- * Any signed GET on the client's endpoint, decoded; blocks until it has an answer.
+ * Any signed GET on the client's endpoint, decoded (JSON nulls left out, integral numbers as
+ * integers on 5.3+); blocks until it has an answer.
  * @function client:get
- * @tparam string path an absolute path
+ * @tparam string path an absolute path, printable, without `?`, `#` or dot segments
  * @tparam[opt] table query a map, or a list of `{key, value}`
  * @treturn[1] table the decoded body
  * @return[2] nil
  * @treturn[2] string message
  * @treturn[2] table err
+ * @usage local status = assert(client:get("/v1/job/" .. job .. "/running-status"))
+ * print(status.result.last_build_no)
  */
 static int client_get(lua_State *L)
 {
@@ -534,48 +604,6 @@ static int client_get(lua_State *L)
 	n = cb_request_deliver(L, c, t);
 	cb_transfer_free(t);
 	return cb_client_leave(L, c, n);
-}
-
-/***
- * `record_info(job_id, build_no)` on the default client.
- * @function record_info
- * @tparam string job_id
- * @tparam integer|string build_no
- * @treturn[1] table the record
- * @return[2] nil
- * @treturn[2] string message
- * @treturn[2] table err
- */
-static int module_record_info(lua_State *L)
-{
-	int pushed = 1;
-	cb_client *c;
-
-	/* Check the arguments before anything reads the environment. */
-	if (lua_type(L, 1) != LUA_TSTRING)
-		return luaL_typeerror(L, 1, "string");
-	if (lua_type(L, 2) != LUA_TNUMBER && lua_type(L, 2) != LUA_TSTRING)
-		return luaL_typeerror(L, 2, "number");
-	c = cb_client_default(L, &pushed);
-	if (c == NULL)
-		return pushed;
-	lua_insert(L, 1); /* the client as argument 1, for enter() */
-	lua_settop(L, 3);
-	c = cb_client_enter(L);
-	return cb_client_leave(L, c, record_info_with(L, c, 2));
-}
-
-/***
- * Seconds on a monotonic clock, with a fraction: for deadlines and elapsed times (`os.clock`
- * counts CPU time, `os.time` whole seconds of a clock that may jump). The engine's waits use the
- * same clock.
- * @function monotonic
- * @treturn number
- */
-static int module_monotonic(lua_State *L)
-{
-	lua_pushnumber(L, (lua_Number)cb_now_ns() / 1e9);
-	return 1;
 }
 
 static const luaL_Reg mailbox_methods[] = {

@@ -42,6 +42,7 @@ enum { S_DECODE = 1, S_RECORD_NAMES, S_RECORD_KEYS, S_RECORD_MT, S_ERROR_MT, S_D
  * (added when pushed) followed by `text`. */
 typedef struct {
 	const char *kind; /* a static string: "invalid", "auth", "network", ... */
+	const char *what; /* not_found: "job", "build" or "api" (static); NULL otherwise */
 	char text[512];
 	long status;
 	char code[64];
@@ -65,6 +66,11 @@ void cb_failure_prefix(cb_failure *f, const char *fmt, ...)
 /* Whether a failure says the credentials were refused (HTTP 401, or the gateway's APIG.0301 or APIG.0303):
  * the client then sends nothing for a cool-down (iam.c). */
 int cb_failure_is_credential(const cb_failure *f);
+struct request_ctx;
+/* Sets the kind (and `what`) of a failure from its code (f->code; codes.h) first, then its status
+ * (f->status), and its text from what the service `said` ("HTTP 404: CB.00031059 ..."): "build 7
+ * of job ... not found (said)" and the like. ctx: the request (NULL: none); api: the API it asked. */
+void cb_failure_classify(cb_failure *f, const struct request_ctx *ctx, int api, const char *said);
 /* Sets up the error metatable (state slot S_ERROR_MT) and core.error in the module table. */
 void cb_error_open(lua_State *L, int state, int module);
 
@@ -73,11 +79,12 @@ void cb_error_open(lua_State *L, int state, int module);
 enum { REQUEST_RECORD = 1, REQUEST_GET, REQUEST_IAM_TOKEN, REQUEST_IAM_PROJECTS };
 
 /* What a transfer is for, kept with it in the engine (plain bytes: the engine frees them). */
-typedef struct {
+typedef struct request_ctx {
 	int kind;
 	char job_id[33];
 	lua_Integer build_no;
 	char path[160];            /* for messages; may be cut */
+	int api;                   /* record requests: the API asked (CB_API_V3, ...) */
 	unsigned token_generation; /* of the IAM token its last attempt carried */
 	int token_renewed;         /* sent again once already after a 401 */
 	int failed;                /* the outcome is `failure`, decided when it was settled */
@@ -95,7 +102,7 @@ void cb_request_context(const request_ctx *ctx, char *out, size_t len);
 
 /* Submits a record request (to the API in use), or a GET of a path and query as a user gave
  * them. flags: CB_HELD. Returns the transfer, or NULL with f. */
-cb_transfer *cb_request_submit_record(cb_client *c, const request_ctx *ctx, int flags, cb_failure *f);
+cb_transfer *cb_request_submit_record(cb_client *c, request_ctx *ctx, int flags, cb_failure *f);
 cb_transfer *cb_request_submit_get(cb_client *c, const request_ctx *ctx, const char *path, const cb_kv *query,
 				   size_t nquery, int flags, cb_failure *f);
 /* Submits a request to IAM (base: its endpoint), ungated and held, for iam.c. */
@@ -105,9 +112,12 @@ cb_transfer *cb_request_submit_iam(cb_client *c, int kind, const char *path, con
 /* Settling a finished record or get request: fills ctx->failure when it failed at the HTTP level
  * (a transport failure or a non-2xx status). Returns whether it did. */
 int cb_request_settle_failure(lua_State *L, cb_transfer *t);
-/* With api = "auto", a v3 record request answered that the API is gone: moves the client to v1
- * and sends it again there. Returns 1 when t went back into the engine. */
-int cb_request_resend_on_v1(cb_client *c, cb_transfer *t);
+/* With api = "auto", a record request answered that its API is not published here (retired at the
+ * gateway or the backend): moves the client to the next API and sends it again there. Returns 1
+ * when t went back into the engine. */
+int cb_request_resend_on_next_api(cb_client *c, cb_transfer *t);
+/* The API a client with this api option asks first (auto: v1, then v4, then v3). */
+int cb_request_first_api(int api_mode);
 
 /* Pushes what a done transfer produced: 1 value (a record, or a decoded body), or nil, message,
  * err (3); then tells the client's on_event hook. Returns the number of values. */
@@ -157,9 +167,10 @@ typedef struct {
 /* Before a request is submitted: 0 to go on (it may wait behind a sign-in that this starts), or
  * -1 with f while the client cools down after a credential failure. */
 int cb_iam_prepare(lua_State *L, cb_client *c, cb_failure *f);
-/* After: until a response has shown that the service takes the credentials, one request goes
- * alone and the others wait at the gate (so that wrong credentials cost one refusal, not one per
- * request in flight: the gateway locks an AK after 5). */
+/* After: until a response has shown that the service takes the credentials (and, for a record
+ * request with api = "auto", which record API answers), one request goes alone and the others wait
+ * at the gate: wrong credentials cost one refusal, not one per request in flight (the gateway locks
+ * an AK after 5), and a retired API one extra request. */
 void cb_iam_track(cb_client *c, cb_transfer *t);
 /* A finished sign-in or project lookup: its outcome taken in, the gate opened; when it failed,
  * every request waiting for it fails with its failure. Drops t. */
@@ -189,6 +200,7 @@ const char *cb_api_name(int api);
 struct cb_client {
 	cb_config cfg;
 	int api_current; /* the API record requests go to now (CB_API_V3, ...) */
+	int api_confirmed; /* a record request has had an answer from it (api = "auto") */
 	cb_engine *engine;
 	cb_hmac_key *key;
 	int on_event;    /* registry reference to the on_event function, or LUA_NOREF */

@@ -228,7 +228,11 @@ const char *cb_record_push_number(lua_State *L, lua_Number n, const cb_field *f)
 	if (!isfinite(n))
 		return "is not a finite number";
 	if (f->type == FIELD_NUMBER) {
-		lua_pushnumber(L, n);
+		/* v3 sends 52261.0 where v1 and v4 send 52261: the same record from every version. */
+		if (n == floor(n) && fabs(n) <= 9007199254740992.0)
+			lua_pushinteger(L, (lua_Integer)n);
+		else
+			lua_pushnumber(L, n);
 		return NULL;
 	}
 	if (n != floor(n) || fabs(n) > MAX_INT32)

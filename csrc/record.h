@@ -56,9 +56,9 @@ void cb_record_push_fields(lua_State *L);
  * format, of tostring(record) and of core.format_duration. */
 void cb_format_duration(double ms, char *out, size_t len);
 
-/* The API's verdict on a decoded 2xx body at idx: 0 when it reports success, 1 when it
- * reports failure (v3 success:false, v1/v4 status:"fail"), with the service's code and
- * message copied out. */
+/* The API's verdict on a decoded 2xx body at idx: 0 when it reports success, 1 when it reports
+ * failure (v3 success:false, v1/v4 status:"fail", a non-empty top-level error_code), with the
+ * service's code and message copied out. */
 int cb_envelope_failed(lua_State *L, int idx, char *code, size_t codelen, char *message, size_t msglen);
 
 /* Reads an error code and message from an error body at idx, in any of the shapes the

@@ -54,11 +54,12 @@ static void record_path(int api, const request_ctx *ctx, char *path, size_t len)
 	snprintf(path, len, templates[api], ctx->job_id, (int)ctx->build_no);
 }
 
-cb_transfer *cb_request_submit_record(cb_client *c, const request_ctx *ctx, int flags, cb_failure *f)
+cb_transfer *cb_request_submit_record(cb_client *c, request_ctx *ctx, int flags, cb_failure *f)
 {
 	char path[96];
 
-	record_path(c->api_current, ctx, path, sizeof path);
+	ctx->api = c->api_current;
+	record_path(ctx->api, ctx, path, sizeof path);
 	return submit_canonical(c, NULL, path, NULL, flags, ctx, f);
 }
 
@@ -105,21 +106,6 @@ static const char *curl_failure_kind(CURLcode rc)
 	}
 }
 
-static const char *status_kind(long status)
-{
-	switch (status) {
-	case 401:
-	case 403:
-		return "auth";
-	case 404:
-		return "not_found";
-	case 429:
-		return "throttled";
-	default:
-		return "http";
-	}
-}
-
 int cb_decode_body(lua_State *L, const cb_buffer *body)
 {
 	lua_rawgeti(L, CB_STATE, S_DECODE);
@@ -134,18 +120,31 @@ int cb_decode_body(lua_State *L, const cb_buffer *body)
 	return 0;
 }
 
-/* A non-2xx status: kind from the status, the service's code and message from the body. */
+/* What a response said, as failures quote it: "HTTP 404: CB.00031059 no build history". */
+static void quote_response(char *out, size_t len, const char *prefix, const char *code, const char *message)
+{
+	snprintf(out, len, "%s%s%s%s%s", prefix, code[0] || message[0] ? ": " : "", code, code[0] && message[0] ? " " : "",
+		 message);
+}
+
+/* A non-2xx status: the service's code (as the engine read it for its retry rule, or as the body
+ * says it when decoded) and message, then the kind from the code first, the status second. */
 static void set_http_failure(lua_State *L, cb_failure *f, const cb_transfer *t)
 {
+	const request_ctx *ctx = t->user;
 	int decoded = t->body.len > 0 && cb_decode_body(L, &t->body) == 0;
-	char message[384] = "";
+	char message[384] = "", code[sizeof f->code] = "", status[16], said[sizeof f->text];
 
 	f->status = t->status;
+	cb_response_code(t, f->code, sizeof f->code);
 	if (decoded)
-		cb_error_fields(L, lua_gettop(L), f->code, sizeof f->code, message, sizeof message);
+		cb_error_fields(L, lua_gettop(L), code, sizeof code, message, sizeof message);
 	lua_pop(L, 1);
-	cb_failure_set(f, status_kind(t->status), "HTTP %d%s%s%s%s", (int)t->status, f->code[0] || message[0] ? ": " : "",
-		       f->code, f->code[0] && message[0] ? " " : "", message);
+	if (!f->code[0])
+		memcpy(f->code, code, sizeof f->code);
+	snprintf(status, sizeof status, "HTTP %d", (int)t->status);
+	quote_response(said, sizeof said, status, f->code, message);
+	cb_failure_classify(f, ctx, ctx->api, said);
 }
 
 int cb_request_settle_failure(lua_State *L, cb_transfer *t)
@@ -172,16 +171,55 @@ int cb_request_settle_failure(lua_State *L, cb_transfer *t)
 	return 1;
 }
 
-int cb_request_resend_on_v1(cb_client *c, cb_transfer *t)
+/* With api = "auto" the record APIs are asked in this order: v1, current; v4, out of date; v3,
+ * the user's page, unavailable soon (SERVICE-CONTRACTS §1.3, §2). */
+static const int auto_order[] = {CB_API_V1, CB_API_V4, CB_API_V3};
+
+int cb_request_first_api(int api_mode)
 {
+	return api_mode == CB_API_AUTO ? auto_order[0] : api_mode;
+}
+
+static int next_api(int api)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < sizeof auto_order / sizeof auto_order[0]; i++)
+		if (auto_order[i] == api)
+			return auto_order[i + 1];
+	return -1;
+}
+
+/* A queued record request that was to ask an API the client has moved on from asks the new one. */
+static void follow_api(cb_engine *e, cb_transfer *t, void *client)
+{
+	const cb_client *c = client;
 	request_ctx *ctx = t->user;
 	char path[96];
 
-	if (c->cfg.api_mode != CB_API_AUTO || ctx->kind != REQUEST_RECORD || !ctx->failed || t->status != 404 ||
-	    strcmp(ctx->failure.code, "APIGW.0101") != 0 || strncmp(t->path, "/v3/", 4) != 0)
-		return 0;
-	c->api_current = CB_API_V1;
+	if (ctx->kind != REQUEST_RECORD || ctx->api == c->api_current)
+		return;
 	record_path(c->api_current, ctx, path, sizeof path);
+	if (cb_engine_set_path(e, t, path) == 0)
+		ctx->api = c->api_current;
+}
+
+int cb_request_resend_on_next_api(cb_client *c, cb_transfer *t)
+{
+	request_ctx *ctx = t->user;
+	int api;
+	char path[96];
+
+	if (c->cfg.api_mode != CB_API_AUTO || ctx->kind != REQUEST_RECORD || !ctx->failed || !ctx->failure.what ||
+	    strcmp(ctx->failure.what, "api") != 0)
+		return 0;
+	/* Another request may have moved the client on already: follow it rather than step again. */
+	api = ctx->api == c->api_current ? next_api(ctx->api) : c->api_current;
+	if (api < 0)
+		return 0;
+	c->api_current = ctx->api = api;
+	record_path(api, ctx, path, sizeof path);
+	cb_engine_each_queued(c->engine, follow_api, c);
 	ctx->failed = 0; /* before: a transfer cancelled meanwhile is gone once resubmitted */
 	if (cb_engine_resubmit(c->engine, t, path) == 0)
 		return 1;
@@ -205,14 +243,37 @@ static int read_record(lua_State *L, const cb_buffer *body)
 	return found;
 }
 
-/* The general path: the decoded body at `body` checked as an envelope, its result made a record. */
-static int push_decoded_record(lua_State *L, int body, cb_failure *f)
+/* A record request's answer with no record in it: an empty or absent `result` (the reference
+ * counts it among the ways a missing build may be told, SERVICE-CONTRACTS §11). */
+static void no_record(cb_failure *f, const request_ctx *ctx, const char *how)
 {
-	int state = lua_gettop(L) + 2;
+	f->what = "build";
+	cb_failure_set(f, "not_found", "build %d of job %s not found (%s)", (int)ctx->build_no, ctx->job_id, how);
+}
+
+/* The general path: the decoded body's `result` (at `body`) made a record. */
+static int is_empty_table(lua_State *L, int idx)
+{
+	lua_pushnil(L);
+	if (lua_next(L, idx) == 0)
+		return 1;
+	lua_pop(L, 2);
+	return 0;
+}
+
+static int push_decoded_record(lua_State *L, int body, const request_ctx *ctx, cb_failure *f)
+{
+	int state = lua_gettop(L) + 2, type;
 
 	lua_getfield(L, body, "result");
-	if (lua_type(L, -1) != LUA_TTABLE) {
-		cb_failure_set(f, "decode", "cannot decode the response: no result object");
+	type = lua_type(L, -1);
+	if (type == LUA_TNIL || (type == LUA_TTABLE && is_empty_table(L, lua_gettop(L)))) {
+		no_record(f, ctx, type == LUA_TNIL ? "no result in the response" : "an empty result");
+		return 0;
+	}
+	if (type != LUA_TTABLE || lua_rawlen(L, -1) > 0) {
+		cb_failure_set(f, "decode", "cannot decode the response: the result is %s, not a record",
+			       type == LUA_TTABLE ? "a list" : lua_typename(L, type));
 		return 0;
 	}
 	lua_rawgeti(L, CB_STATE, S_RECORD_NAMES);
@@ -225,13 +286,18 @@ static int push_decoded_record(lua_State *L, int body, cb_failure *f)
 	return 1;
 }
 
-/* A record that is not the one asked for (a connection shared by mistake, a proxy mixing answers)
- * is an error, never the answer. */
-static int is_other_record(lua_State *L, int record, const request_ctx *ctx, cb_failure *f)
+/* Whether the record at `record` answers the request: one that is not the build or job asked for
+ * (a connection shared by mistake, a proxy mixing answers) is an error, never the answer; one with
+ * no field at all is no record. */
+static int answers(lua_State *L, int record, const request_ctx *ctx, cb_failure *f)
 {
 	const char *job;
 	lua_Integer n = ctx->build_no;
 
+	if (is_empty_table(L, record)) {
+		no_record(f, ctx, "an empty result");
+		return 0;
+	}
 	lua_getfield(L, record, "buildNo");
 	if (lua_type(L, -1) == LUA_TNUMBER)
 		n = (lua_Integer)lua_tonumber(L, -1);
@@ -239,27 +305,47 @@ static int is_other_record(lua_State *L, int record, const request_ctx *ctx, cb_
 	job = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : ctx->job_id;
 	if (n == ctx->build_no && strcmp(job, ctx->job_id) == 0) {
 		lua_pop(L, 2);
-		return 0;
+		return 1;
 	}
 	cb_failure_set(f, "decode", "the response is build %.0f of job %.40s, not the one asked for",
 		       (double)n, job);
 	lua_pop(L, 2);
-	return 1;
+	return 0;
+}
+
+/* A JSON string whose content is the document (seen double-encoded, SERVICE-CONTRACTS §8.1 E6):
+ * replaced by that document when it decodes to a table. */
+static void decode_twice(lua_State *L, int body)
+{
+	cb_buffer inner;
+
+	if (lua_type(L, body) != LUA_TSTRING)
+		return;
+	inner.data = (char *)lua_tolstring(L, body, &inner.len);
+	inner.cap = inner.len + 1;
+	inner.failed = 0;
+	if (cb_decode_body(L, &inner) == 0 && lua_type(L, -1) == LUA_TTABLE)
+		lua_replace(L, body);
+	else
+		lua_pop(L, 1);
 }
 
 /* A successful transfer's body: pushes the record (or the tidied body of a get) and returns 1,
- * or returns 0 with f filled in. */
+ * or returns 0 with f filled in. A 200 may still say it failed, in every envelope the service uses
+ * (success: false; status: "fail"; a top-level error_code): its code decides the kind, as for any
+ * status. */
 static int push_success(lua_State *L, const cb_transfer *t, cb_failure *f)
 {
 	const request_ctx *ctx = t->user;
 	int top = lua_gettop(L), body;
+	char message[384], said[sizeof f->text];
 
 	if ((t->flags & CB_STREAM) && t->stream_mode != CB_STREAM_BUFFERING) {
 		lua_pushinteger(L, (lua_Integer)t->streamed); /* the body went to its owner: its size */
 		return 1;
 	}
 	if (ctx->kind == REQUEST_RECORD && t->body.len > 0 && read_record(L, &t->body))
-		return is_other_record(L, top + 1, ctx, f) ? (lua_settop(L, top), 0) : 1;
+		return answers(L, top + 1, ctx, f) ? 1 : (lua_settop(L, top), 0);
 	if (t->body.len == 0 || cb_decode_body(L, &t->body) != 0) {
 		cb_failure_set(f, "decode", "cannot decode the response: %s",
 			       t->body.len == 0 ? "empty body" : lua_tostring(L, -1));
@@ -267,17 +353,16 @@ static int push_success(lua_State *L, const cb_transfer *t, cb_failure *f)
 		return 0;
 	}
 	body = lua_gettop(L);
-	if (lua_type(L, body) != LUA_TTABLE) {
+	decode_twice(L, body);
+	if (lua_type(L, body) != LUA_TTABLE || lua_rawlen(L, body) > 0) {
 		cb_failure_set(f, "decode", "cannot decode the response: not a JSON object");
-	} else if (cb_envelope_failed(L, body, f->code, sizeof f->code, f->text, sizeof f->text)) {
-		char message[sizeof f->text];
-		memcpy(message, f->text, sizeof message);
-		cb_failure_set(f, "api", "the API reported a failure%s%s%s%s", f->code[0] || message[0] ? ": " : "",
-			       f->code, f->code[0] && message[0] ? " " : "", message);
+	} else if (cb_envelope_failed(L, body, f->code, sizeof f->code, message, sizeof message)) {
+		quote_response(said, sizeof said, "the API reported a failure", f->code, message);
+		cb_failure_classify(f, ctx, ctx->api, said);
 	} else if (ctx->kind != REQUEST_RECORD) {
 		cb_tidy_json(L, body);
 		return 1;
-	} else if (push_decoded_record(L, body, f) && !is_other_record(L, lua_gettop(L), ctx, f)) {
+	} else if (push_decoded_record(L, body, ctx, f) && answers(L, lua_gettop(L), ctx, f)) {
 		lua_replace(L, top + 1);
 		lua_settop(L, top + 1);
 		return 1;

@@ -155,13 +155,39 @@ size_t cb_response_header(char *line, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/* A successful response that carries an error code is a short error document (E5); a record is
+ * not, and is not searched. */
+#define SHORT_BODY 1024
+
+cb_code_meaning cb_response_code(const cb_transfer *t, char *code, size_t len)
+{
+	int success = t->status >= 200 && t->status <= 299;
+
+	code[0] = '\0';
+	if (t->body.len == 0 || (success && t->body.len > SHORT_BODY))
+		return CB_CODE_OTHER;
+	cb_code_in_body(t->body.data, t->body.len, success, code, len);
+	return cb_code_meaning_of(code);
+}
+
 int cb_transfer_retryable(const cb_transfer *t)
 {
+	char code[64];
+
 	if (t->body_too_large)
 		return 0;
 	switch (t->result) {
 	case CURLE_OK:
-		return t->status == 429 || t->status == 500 || t->status == 502 || t->status == 503 || t->status == 504;
+		switch (cb_response_code(t, code, sizeof code)) {
+		case CB_CODE_THROTTLED: /* whatever the status: CB.00060211 comes with 500 or 400 */
+			return 1;
+		case CB_CODE_PERMANENT:
+			return 0;
+		default:
+			return t->status == 429 || t->status == 500 || t->status == 502 || t->status == 503 ||
+			       t->status == 504;
+		}
+	case CURLE_SSL_CONNECT_ERROR: /* the handshake failed: a reset, mostly; certificates are 60 */
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_OPERATION_TIMEDOUT:

@@ -481,21 +481,35 @@ static int drop_if_cancelled(cb_engine *e, cb_transfer *t)
 	return 1;
 }
 
+int cb_engine_set_path(cb_engine *e, cb_transfer *t, const char *path)
+{
+	/* base_url + path + the query it had */
+	const char *q = strchr(t->url + strlen(e->opts.base_url), '?');
+	char *copy = cb_strdup(path);
+
+	if (copy == NULL || set_url(t, e->opts.base_url, path, q ? q + 1 : NULL) != 0) {
+		free(copy);
+		return -1;
+	}
+	free(t->path);
+	t->path = copy;
+	return 0;
+}
+
+void cb_engine_each_queued(cb_engine *e, void (*fn)(cb_engine *e, cb_transfer *t, void *ctx), void *ctx)
+{
+	cb_transfer *t;
+
+	for (t = e->queued.head; t != NULL; t = t->next)
+		fn(e, t, ctx);
+}
+
 int cb_engine_resubmit(cb_engine *e, cb_transfer *t, const char *path)
 {
 	if (drop_if_cancelled(e, t))
 		return 0;
-	if (path) {
-		/* base_url + path + the query it had */
-		const char *q = strchr(t->url + strlen(e->opts.base_url), '?');
-		char *copy = cb_strdup(path);
-		if (copy == NULL || set_url(t, e->opts.base_url, path, q ? q + 1 : NULL) != 0) {
-			free(copy);
-			return -1;
-		}
-		free(t->path);
-		t->path = copy;
-	}
+	if (path && cb_engine_set_path(e, t, path) != 0)
+		return -1;
 	t->unsent = 0;
 	t->not_before_ns = cb_now_ns();
 	move_to(e, t, CB_QUEUED);

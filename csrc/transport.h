@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "buffer.h"
+#include "codes.h"
 
 typedef struct cb_transfer cb_transfer;
 
@@ -135,6 +136,12 @@ int cb_engine_resubmit(cb_engine *engine, cb_transfer *t, const char *path);
 void cb_engine_deliver(cb_engine *engine, cb_transfer *t);
 void cb_engine_drop(cb_engine *engine, cb_transfer *t);
 
+/* Points a transfer of this engine (queued, or being settled) at another path of the engine's base,
+ * keeping its query: 0, or -1 (out of memory). */
+int cb_engine_set_path(cb_engine *engine, cb_transfer *t, const char *path);
+/* Calls fn on every queued transfer (fn may set its path, not move it). */
+void cb_engine_each_queued(cb_engine *engine, void (*fn)(cb_engine *e, cb_transfer *t, void *ctx), void *ctx);
+
 /* Taking: a done transfer leaves the engine; the caller frees it with cb_transfer_free. */
 cb_transfer *cb_engine_next_done(cb_engine *engine);   /* the oldest that is not held, or NULL */
 cb_transfer *cb_engine_take(cb_engine *engine, long long id); /* that one if done, or NULL */
@@ -183,9 +190,13 @@ cb_transfer *cb_engine_promote(cb_engine *engine);
  * (to say why). Returns how many. */
 size_t cb_engine_fail_queued(cb_engine *engine, void (*fail)(cb_transfer *t, void *ctx), void *ctx);
 
-/* Whether an attempt that ended like this is worth another (network, timeout, 429, 5xx): the
- * one rule for what is retried, which err.retryable reads too. */
+/* Whether an attempt that ended like this is worth another (network, timeout, a failed TLS
+ * handshake, 429, 5xx, a throttling code whatever the status; not a 5xx whose code says it is
+ * permanent): the one rule for what is retried, which err.retryable reads too. */
 int cb_transfer_retryable(const cb_transfer *t);
+
+/* The error code of a finished transfer's body (codes.h), and what it means. */
+cb_code_meaning cb_response_code(const cb_transfer *t, char *code, size_t len);
 
 /* The monotonic clock, in nanoseconds and in milliseconds. */
 long long cb_now_ns(void);

@@ -4,12 +4,13 @@
 #   sh examples/cli.sh [JOB_ID [LOGS_JOB_ID]]      (default: the reference job, the job with logs)
 #
 # The endpoint and credentials come from the environment (README, "Configuration");
-# `spec/support/with-emulator -- sh examples/cli.sh` runs it against the emulator. LUA names the
-# interpreter to run the checkout's bin/codeartsbuild with (default lua5.4: `make` builds for it).
+# `spec/support/with-emulator -- sh examples/cli.sh` runs it against the emulator. The checkout's
+# bin/codeartsbuild runs with the Lua that `lua` names (it finds the module `make` built, for that
+# Lua or another); LUA names another interpreter to run it with.
 set -eu
 cd "$(dirname "$0")/.."
 job=${1:-cb5fa20de5fd4cf8be681d4bd6fdd2f6}
-codeartsbuild() { "${LUA:-lua5.4}" bin/codeartsbuild "$@"; }
+codeartsbuild() { ${LUA:+"$LUA"} bin/codeartsbuild "$@"; }
 
 echo "== the newest build"
 newest=$(codeartsbuild latest "$job")
@@ -26,6 +27,15 @@ codeartsbuild list "$job" --last 200 --status failed --reverse --limit 3 --csv |
 
 echo "== the last 100 builds in numbers"
 codeartsbuild summary "$job"
+
+echo "== what the tool uses, and one request to check it"
+codeartsbuild config | grep -v '^cache'
+
+echo "== the builds of the last day, from the history API"
+codeartsbuild history "$job" --days 1 --limit 3 --utc
+
+echo "== a raw GET"
+codeartsbuild get "/v1/job/$job/running-status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["result"]["last_build_no"])'
 
 echo "== build 61 as JSON, one field of it"
 codeartsbuild record "$job" 61 --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["commit"])'

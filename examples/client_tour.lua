@@ -1,5 +1,6 @@
 -- A tour of the client past record_info: the default client and the module-level calls, signed
--- GETs with and without waiting, cancelling a request, the history API, and telling errors apart.
+-- GETs with and without waiting, a held request taken by id, cancelling a request, the history
+-- API, and telling errors apart.
 --
 --   lua5.4 examples/client_tour.lua [JOB_ID]                     (default: the reference job)
 --
@@ -37,6 +38,11 @@ for _ = 1, 100 do -- bounded: each poll waits until a request finishes
 end
 print(("history:  %d entries in the last 7 days, the first page has %d"):format(page.total, #page.history_records))
 
+-- A held request: poll() never returns it; its owner takes it by id (take(id, 0) does not wait).
+local held = assert(client:submit(job, 59, { hold = true }))
+local taken = client:take(held, 0) or client:take(held)
+print(("take:     #%d %s, %d held left"):format(taken.build_no, taken.record.status, client:pending("held")))
+
 -- A request that is no longer wanted.
 local unwanted = assert(client:submit(job, 60))
 print(("cancel:   %s, %d pending"):format(tostring(client:cancel(unwanted)), client:pending()))
@@ -63,6 +69,12 @@ local last_50 = assert(cb.fetch(job, { from = newest - 49, to = newest }))
 local red = cb.filter(last_50, failed_on_master)
 print(("where:    %d of the last 50 builds FAILED or ABORTED on master"):format(#red))
 print(("summary:  %d builds, %d finished"):format(cb.summary(last_50).total, cb.summary(last_50).finished))
+-- Statuses and triggers in any case, checked against the known ones; which builds have ended.
+local query = require "codeartsbuild.query"
+local _, unknown = query.known_value("status", "gone")
+print(("known:    %s, %s"):format(query.known_value("status", "failed"), unknown))
+print(("ended:    #%d %s, #%d %s"):format(newest - 1, tostring(query.ended(last_50[#last_50 - 1])), newest,
+  tostring(query.ended(last_50[#last_50]))))
 
 -- Errors: nil, message, err; err.kind tells them apart, cb.is_error tells them from anything else.
 local _, message, err = client:record_info(job, 2147483647)
@@ -71,4 +83,7 @@ print(("missing:  kind=%s is_error=%s not_found=%s"):format(err.kind, tostring(c
 print("          " .. message:gsub("%(request id %x+%)", "(request id ...)"))
 local _, _, invalid = client:record_info(job, 0)             -- nothing is sent for bad input
 print(("invalid:  kind=%s attempts=%d"):format(invalid.kind, invalid.attempts))
+-- The same checks, for input of your own.
+print(("checks:   %s %s %s"):format(tostring(cb.check_job_id(job)), tostring(cb.check_build_no("61")),
+  select(2, cb.check_build_no(0, "tour"))))
 client:close()

@@ -26,7 +26,8 @@ local ok, err = pcall(function()
   walked = {}
   cbn.records(job, { from = 1191, to = 1200, where = { status = "SUCCESS" } },
     function(n) walked[#walked + 1] = n end,             -- each build, in build order
-    function(total) count = total end)                   -- then once, at the end
+    function(total) count = total end)                   -- then once, at the end (a second value
+                                                         -- "cancelled" when walk.cancel() stopped it)
   assert(vim.wait(20000, function() return count ~= nil end, 10), "the walk did not end")
   say(("records:  %d SUCCESS builds of 1191..1200: %s"):format(count, table.concat(walked, " ")))
 
@@ -49,7 +50,7 @@ local ok, err = pcall(function()
   cbn.command({ "record", job, "61" })
   assert(vim.wait(20000, function() return vim.api.nvim_buf_get_name(0):find("codeartsbuild://", 1, true) end, 10),
     "no record buffer")
-  say("buffer:   " .. vim.api.nvim_buf_get_name(0) .. ": " .. vim.api.nvim_buf_get_lines(0, 0, 1, false)[1])
+  say("buffer:   " .. vim.api.nvim_buf_get_name(0) .. ": " .. vim.api.nvim_buf_get_lines(0, 1, 2, false)[1])
 end)
 if not ok then io.stderr:write("examples/nvim.lua: ", tostring(err), "\n") end
 vim.cmd(ok and "qa!" or "cq!")

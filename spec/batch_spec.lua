@@ -1,6 +1,5 @@
 -- client:latest/records/fetch/history (lua/codeartsbuild/batch.lua) against the emulator.
 local cb = require "codeartsbuild"
-local core = require "codeartsbuild.core"
 local emulator = require "spec.support.emulator"
 local clients = require "spec.support.clients"
 local run = require "spec.support.run"

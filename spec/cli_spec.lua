@@ -135,7 +135,8 @@ describe("bin/codeartsbuild", function()
 
   describe("help", function()
     it("has a --help for every command, on stdout, exit status 0", function()
-      for _, name in ipairs{ "record", "list", "summary", "latest", "help" } do
+      for _, name in ipairs{ "record", "list", "summary", "latest", "history", "get", "config", "completion", "man",
+        "help" } do
         local out, err, status = cli({ name, "--help" })
         assert.are.equal(0, status, err)
         assert.are.equal("", err)
@@ -157,7 +158,7 @@ describe("bin/codeartsbuild", function()
     end)
 
     it("keeps every help line within 100 columns", function()
-      for _, name in ipairs{ "record", "list", "summary", "latest" } do
+      for _, name in ipairs{ "record", "list", "summary", "latest", "history", "get", "config", "completion", "man" } do
         for _, line in ipairs(lines_of((cli({ name, "--help" })))) do
           assert.is_true(#line <= 100, line)
         end
@@ -197,10 +198,26 @@ describe("bin/codeartsbuild", function()
       { { "latest", JOB, "--region", "mars-1" }, "unknown region 'mars-1'" },
       { { "latest", JOB, "--endpoint", "ftp://x" }, "--endpoint must be https://host[:port]" },
       { { "help", "nothing" }, "no command 'nothing'" },
+      { { "list", JOB, "--status", "nope" }, "--status: unknown status 'nope' (known: SUCCESS, FAILED," },
+      { { "summary", JOB, "--trigger", "MANUAL,push" }, "--trigger: unknown trigger 'push'" },
+      { { "record", "https://console.example/cloudbuild2/job/123/detail", "61" }, "JOB must be a job id" },
+      { { "record", JOB .. "\r\nX-Injected: yes", "61" }, "got '" .. JOB .. "??X-Injected: yes'" },
+      { { "list", JOB, "--since", "2024-05-01\n" }, "--since: '2024-05-01?' is not a date or a time" },
+      { { "list", JOB, "--branch", "main", "--since", ("9"):rep(100000) }, "--since: '999999999" },
+      { { "get", "v1/job" }, "PATH must start with /" },
+      { { "get", "/v1/job/x\r\nHost: evil" }, "PATH must start with / and hold no blank or control character" },
+      { { "completion", "fish" }, "SHELL must be bash or zsh, got 'fish'" },
+      { { "latest", JOB, "--timeout", "0" }, "--timeout must be a number of seconds above 0" },
+      { { "latest", JOB, "--timeout", "1e3" }, "--timeout must be a number of seconds above 0" },
+      { { "latest", JOB, "--retries", "11" }, "--retries must be a whole number from 0 to 10" },
+      { { "history", JOB, "--days", "31" }, "--days must be a whole number from 1 to 30" },
+      { { "history", JOB, "--last", "5" }, "history takes no --last" },
+      { { "config", JOB, JOB }, "unexpected argument" },
     }
+    setup(function() emu:reset() end)
+
     for _, case in ipairs(cases) do
-      it(("exit status 2, one line, nothing sent: %s"):format(table.concat(case[1], " ")), function()
-        emu:reset()
+      it(("exit status 2, one line: %s"):format(table.concat(case[1], " "):gsub("%c", "?"):sub(1, 100)), function()
         local out, err, status = cli(case[1], env)
         assert.are.equal(2, status, err)
         assert.are.equal("", out)
@@ -208,9 +225,12 @@ describe("bin/codeartsbuild", function()
         assert.truthy(err:find("^codeartsbuild: "), err)
         assert.truthy(err:find(case[2], 1, true), err)
         assert.truthy(err:find("(see codeartsbuild", 1, true), err)
-        assert.are.equal(0, requests())
       end)
     end
+
+    it("sent nothing for any of them", function()
+      assert.are.equal(0, requests())
+    end)
 
     it("refuses a secret on the command line, never echoing it", function()
       emu:reset()
@@ -248,9 +268,11 @@ describe("bin/codeartsbuild", function()
       assert.are.same({ "buildNo", "status", "branch" }, { seen[1], seen[2], seen[3] })
       assert.truthy(out:find("\nstatus%s+" .. expected.status .. "\n"), out)
       assert.truthy(out:find("\ncommit%s+" .. expected.commit .. "\n"), out)
-      -- the number as Lua writes it: 283090 (5.1, 5.2) or 283090.0 (5.3+, a float)
-      local ms = tostring(expected.duration):gsub("%.", "%%.")
-      assert.truthy(out:find(("\nduration%%s+%%S+ %%(%s ms%%)\n"):format(ms)), out)
+      -- whole milliseconds as the JSON had them (never 283090.0)
+      assert.truthy(out:find(("\nduration%%s+%%S+ %%(%.0f ms%%)\n"):format(expected.duration)), out)
+      -- times in the local zone with their offset (the child's zone is UTC: no TZ)
+      local start = expected.startTime:sub(1, 10) .. " " .. expected.startTime:sub(12, 19) .. " +00:00"
+      assert.truthy(out:find("\nstartTime%s+" .. start:gsub("%p", "%%%0") .. "\n"), out)
       assert.is_nil(out:find("\27", 1, true)) -- not a terminal: no colours
     end)
 
@@ -271,7 +293,7 @@ describe("bin/codeartsbuild", function()
       assert.are.equal(1, status)
       assert.are.equal("", out)
       assert.is_true(one_line(err), err)
-      assert.truthy(err:find("^codeartsbuild: record_info " .. JOB .. "/2147483647: HTTP 404: CB.00062001"), err)
+      assert.truthy(err:find("^codeartsbuild: build 2147483647 of job " .. JOB .. ": HTTP 404: CB.00062001"), err)
     end)
   end)
 
@@ -411,7 +433,7 @@ describe("bin/codeartsbuild", function()
       for n in out:gmatch("\n%s*(%d+)  ") do listed[#listed + 1] = tonumber(n) end
       assert.are.same({ 1191, 1192, 1193, 1194, 1196, 1198, 1199, 1200 }, listed)
       assert.is_true(one_line(err), err)
-      assert.truthy(err:find("^codeartsbuild: 2 builds could not be read: #1195, #1197 %(record_info "), err)
+      assert.truthy(err:find("^codeartsbuild: 2 builds could not be read: #1195, #1197 %(build 1195 of job "), err)
       assert.truthy(err:find("HTTP 400", 1, true), err)
     end)
 
@@ -547,6 +569,412 @@ describe("bin/codeartsbuild", function()
         assert.truthy(err:find("cannot read the credentials file: " .. dir .. "/missing", 1, true), err)
         for _, secret in ipairs{ emu.sk, "wrongSKwrongSKwrongSK" } do assert.is_nil(err:find(secret, 1, true)) end
       end)
+    end)
+  end)
+
+  describe("JOB", function()
+    it("is also the console's URL of the build task", function()
+      local by_id = cli({ "record", JOB, "61", "--json" }, env)
+      for _, url in ipairs{
+        "https://devcloud.cn-north-4.huaweicloud.com/cloudbuild2/project/" .. emu.project_id .. "/job/" .. JOB
+          .. "/detail",
+        "https://devcloud.cn-north-4.huaweicloud.com/cloudbuild2/#/job/" .. JOB,
+        "HTTPS://console.example/build/" .. JOB .. "?tab=history",
+      } do
+        local out, err, status = cli({ "record", url, "61", "--json" }, env)
+        assert.are.equal(0, status, err)
+        assert.are.equal(by_id, out)
+      end
+      local out, err, status = cli({ "list", "https://x.example/job/" .. JOB .. "/detail", "--last", "2" }, env)
+      assert.are.equal(0, status, err)
+      assert.truthy(out:find("\n 1199  .*\n 1200  "), out)
+    end)
+  end)
+
+  describe("--since and --until", function()
+    local function listed(out)
+      local numbers = {}
+      for n in out:gmatch("\n%s*(%d+)  ") do numbers[#numbers + 1] = tonumber(n) end
+      return numbers
+    end
+
+    local function epoch(iso) return require("codeartsbuild.query").time(iso) end
+
+    it("decide the range: back from the newest build until builds start before --since", function()
+      local since = records[1170].startTime -- an ISO time with its offset
+      local expected = {}
+      for n = 1001, NEWEST do
+        if epoch(records[n].startTime) >= epoch(since) then expected[#expected + 1] = n end
+      end
+      emu:reset()
+      local out, err, status = cli({ "list", JOB, "--since", since, "--no-cache" }, env)
+      assert.are.equal(0, status, err)
+      assert.are.same(expected, listed(out))
+      -- It stopped soon after the first build that started before --since: the newest build,
+      -- the builds it lists, and at most a window (16) past them.
+      assert.is_true(requests() <= 1 + #expected + 1 + 16, "requests: " .. requests())
+      out, err, status = cli({ "summary", JOB, "--since", since, "--json" }, env)
+      assert.are.equal(0, status, err)
+      local summary = cjson.decode(out)
+      assert.are.equal(#expected, summary.total)
+      assert.are.equal(expected[1], summary.from)
+      assert.are.equal(NEWEST, summary.to)
+      -- --until alone: the last 20 builds that started before it.
+      local before = records[1150].startTime
+      expected = {}
+      for n = NEWEST, 1001, -1 do
+        if #expected < 20 and epoch(records[n].startTime) < epoch(before) then table.insert(expected, 1, n) end
+      end
+      out, err, status = cli({ "list", JOB, "--until", before }, env)
+      assert.are.equal(0, status, err)
+      assert.are.same(expected, listed(out))
+      -- With --reverse --limit: the newest N, newest first.
+      out = cli({ "list", JOB, "--since", since, "--reverse", "--limit", "3" }, env)
+      assert.are.same({ NEWEST, NEWEST - 1, NEWEST - 2 }, listed(out))
+    end)
+
+    it("read a date without an offset in the local time zone (with --utc: in UTC)", function()
+      local function count(zone, extra)
+        local vars = { TZ = zone }
+        for k, v in pairs(env) do vars[k] = v end
+        local args = { "summary", JOB, "--since", "2024-05-29", "--json" }
+        for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+        local out, err, status = cli(args, vars)
+        assert.are.equal(0, status, err)
+        return cjson.decode(out).total
+      end
+      local function expected(since)
+        local n = 0
+        for b = 1001, NEWEST do
+          if epoch(records[b].startTime) >= epoch(since) then n = n + 1 end
+        end
+        return n
+      end
+      assert.are.equal(expected("2024-05-29T00:00:00+08:00"), count("Asia/Shanghai"))
+      assert.are.equal(expected("2024-05-29T00:00:00-04:00"), count("America/New_York"))
+      assert.are.equal(expected("2024-05-29T00:00:00Z"), count("Asia/Shanghai", { "--utc" }))
+      assert.are_not.equal(count("Asia/Shanghai"), count("America/New_York"))
+    end)
+  end)
+
+  describe("--to", function()
+    it("stops at the newest build, saying so, without asking for builds that do not exist", function()
+      emu:reset()
+      local out, err, status = cli({ "list", JOB, "--from", "1195", "--to", "3000", "--no-cache" }, env)
+      assert.are.equal(0, status, err)
+      assert.are.equal(7, #lines_of(out))
+      assert.are.equal("codeartsbuild: --to 3000 is past the newest build of " .. JOB .. ": up to 1200\n", err)
+      assert.are.equal(1 + 6, requests())
+      local _, quiet = cli({ "list", JOB, "--from", "1195", "--to", "3000", "-q" }, env)
+      assert.are.equal("", quiet)
+    end)
+  end)
+
+  describe("times", function()
+    it("are shown in the local time zone with their offset, or in UTC with --utc", function()
+      local vars = { TZ = "Asia/Shanghai" }
+      for k, v in pairs(env) do vars[k] = v end
+      local query = require "codeartsbuild.query"
+      local start = query.time(records[1200].startTime)
+      local out = cli({ "list", JOB, "--last", "1" }, vars)
+      assert.truthy(out:find(os.date("!%Y-%m-%d %H:%M", start + 8 * 3600) .. " +08:00\n", 1, true), out)
+      out = cli({ "list", JOB, "--last", "1", "--utc" }, vars)
+      assert.truthy(out:find(os.date("!%Y-%m-%d %H:%M", start) .. " +00:00\n", 1, true), out)
+      out = cli({ "record", JOB, "1200" }, vars)
+      local shown = os.date("!%Y-%m-%d %H:%M:%S", start + 8 * 3600) .. " +08:00"
+      assert.truthy(out:find("\nstartTime +" .. shown:gsub("%p", "%%%0") .. "\n"), out)
+      -- JSON and CSV keep the API's own strings.
+      out = cli({ "list", JOB, "--last", "1", "--json" }, vars)
+      assert.are.equal(records[1200].startTime, cjson.decode(out).startTime)
+    end)
+  end)
+
+  describe("--verbose", function()
+    it("writes one line per request on stderr: method, path, status, attempts, time, request id", function()
+      emu:reset()
+      local out, err, status = cli({ "list", JOB, "--last", "3", "--verbose", "--no-cache" }, env)
+      assert.are.equal(0, status, err)
+      assert.are.equal(4, #lines_of(out))
+      local lines = lines_of(err)
+      assert.are.equal(4, #lines, err) -- running-status and three builds
+      assert.are.equal(4, requests())
+      assert.truthy(lines[1]:find("^codeartsbuild: GET /v1/job/" .. JOB .. "/running%-status 200, 1 attempt, %d+ ms, "
+        .. "request id %x+$"), lines[1])
+      for i = 2, 4 do
+        assert.truthy(lines[i]:find("^codeartsbuild: GET /v3/jobs/" .. JOB .. "/1[12]%d%d/record%-info 200, 1 attempt, "
+          .. "%d+ ms, request id %x+$"), lines[i])
+      end
+      for _, secret in ipairs{ emu.ak, emu.sk, emu.project_id } do assert.is_nil(err:find(secret, 1, true)) end
+      -- A failed request says how it ended; with the cache, the cache's line ends the report.
+      out, err = cli({ "record", JOB, "2147483647", "-v" }, env)
+      assert.are.equal("", out)
+      assert.truthy(err:find("record%-info 404, 1 attempt, %d+ ms, request id %x+\n"), err)
+      assert.truthy(err:find("\ncodeartsbuild: cache .+: 0 builds read from it, 0 kept\n"), err)
+    end)
+  end)
+
+  describe("--timeout and --retries", function()
+    it("give an attempt that long and make that many more attempts", function()
+      emu:reset()
+      emu:faults{ { action = "delay", seconds = 5, path_contains = "/61/record-info" } }
+      local out, err, status = cli({ "record", JOB, "61", "--timeout", "0.3", "--retries", "0" }, env)
+      assert.are.equal(1, status)
+      assert.are.equal("", out)
+      assert.is_true(one_line(err), err)
+      assert.truthy(err:find("^codeartsbuild: build 61 of job " .. JOB .. ": "), err)
+      assert.truthy(err:find("(--timeout gives an attempt longer; --retries more attempts)", 1, true), err)
+      assert.are.equal(1, requests())
+      emu:reset()
+      emu:faults{ { action = "delay", seconds = 5, path_contains = "/61/record-info" } }
+      out, err, status = cli({ "record", JOB, "61", "--timeout", "0.3", "--retries", "2" }, env)
+      assert.are.equal("", out)
+      assert.is_true(one_line(err), err)
+      assert.are.equal(1, status)
+      assert.are.equal(3, requests())
+      emu:clear_faults()
+    end)
+  end)
+
+  describe("config", function()
+    it("shows what would be used, never a secret, and checks it with one request", function()
+      emu:reset()
+      local out, err, status = cli({ "config" }, env)
+      assert.are.equal(0, status, err)
+      local endpoint = emu.url:gsub("%p", "%%%0")
+      assert.truthy(out:find("^endpoint      " .. endpoint .. " %(from CODEARTSBUILD_ENDPOINT%)\n"), out)
+      assert.truthy(out:find("\napi           auto, in use: v3\n", 1, true), out)
+      assert.truthy(out:find("\ncredentials   AK/SK, from HUAWEICLOUD_SDK_AK/SK\n", 1, true), out)
+      assert.truthy(out:find("\nproject id    " .. emu.project_id .. "\n", 1, true), out)
+      assert.truthy(out:find("\ncache         /.-/%.cache/codeartsbuild\n"), out)
+      assert.truthy(out:find("\nrequest       the service answered (HTTP 404): the credentials are accepted\n",
+        1, true), out)
+      assert.are.equal(1, requests())
+      out = cli({ "config", JOB, "--no-cache" }, env)
+      assert.truthy(out:find("\ncache         off (--no-cache)\n", 1, true), out)
+      assert.truthy(out:find("\nrequest       the newest build of " .. JOB .. " is 1200\n", 1, true), out)
+      local bad = {}
+      for k, v in pairs(env) do bad[k] = v end
+      bad.HUAWEICLOUD_SDK_SK = emu.sk:reverse()
+      out, err, status = cli({ "config" }, bad)
+      assert.are.equal(1, status)
+      assert.truthy(out:find("\nrequest       .*HTTP 401"), out)
+      assert.truthy(err:find("check the credentials", 1, true), err)
+      for _, secret in ipairs{ emu.sk, emu.sk:reverse(), emu.ak } do
+        assert.is_nil((out .. err):find(secret, 1, true))
+      end
+    end)
+  end)
+
+  describe("history", function()
+    it("prints the history API's builds, newest first; --json as the API sent them", function()
+      local out, err, status = cli({ "history", JOB, "--days", "2", "--utc" }, env)
+      assert.are.equal(0, status, err)
+      local lines = lines_of(out)
+      assert.truthy(lines[1]:find("^BUILD  RESULT   START +END$"), lines[1])
+      assert.truthy(lines[2]:find("^ 1200  RUNNING  %d%d%d%d%-%d%d%-%d%d %d%d:%d%d %+00:00  %-$"), lines[2])
+      assert.truthy(lines[3]:find("^ 1199  " .. records[1199].status), lines[3])
+      out = cli({ "history", JOB, "--days", "2", "--json", "--limit", "2" }, env)
+      lines = lines_of(out)
+      assert.are.equal(2, #lines)
+      assert.are.equal(1199, cjson.decode(lines[2]).build_number)
+      assert.are.equal(records[1199].startTime, cjson.decode(lines[2]).start_time)
+    end)
+  end)
+
+  describe("get", function()
+    it("prints the JSON a signed GET answered; a path's query goes as the query", function()
+      local out, err, status = cli({ "get", "/v1/job/" .. JOB .. "/running-status" }, env)
+      assert.are.equal(0, status, err)
+      assert.is_true(one_line(out), out)
+      assert.are.equal("1200", cjson.decode(out).result.last_build_no)
+      out, err, status = cli({ "get", "/v3/jobs/" .. JOB .. "/history?offset=0&limit=2&interval=7" }, env)
+      assert.are.equal(0, status, err)
+      assert.are.equal(2, #cjson.decode(out).history_records)
+      out, err, status = cli({ "get", "/v3/jobs/" .. JOB .. "/1/nowhere" }, env)
+      assert.are.equal(1, status)
+      assert.are.equal("", out)
+      assert.truthy(err:find("^codeartsbuild: GET /v3/jobs/"), err)
+    end)
+  end)
+
+  describe("in its own words", function()
+    it("says what to set or give, in the tool's options, never the library's", function()
+      local _, err = cli({ "latest", JOB }, { CODEARTSBUILD_ENDPOINT = emu.url })
+      assert.truthy(err:find("^codeartsbuild: no credentials: set CODEARTSBUILD_TOKEN, "), err)
+      assert.truthy(err:find("or give --profile NAME", 1, true), err)
+      _, err = cli({ "latest", JOB }, { HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk })
+      assert.truthy(err:find("^codeartsbuild: no endpoint: give %-%-region or %-%-endpoint"), err)
+      _, err = cli({ "latest", JOB, "--endpoint", "http://build.example.com" }, env)
+      assert.truthy(err:find("http:// is used only for a loopback host", 1, true), err)
+      local all = table.concat({ (select(2, cli({ "latest", JOB }, { CODEARTSBUILD_ENDPOINT = emu.url }))),
+        (select(2, cli({ "latest", JOB }, {}))), err }, "\n")
+      for _, text in ipairs{ "region=", "endpoint=", "token=", "allow_http", "pass " } do
+        assert.is_nil(all:find(text, 1, true), text .. " in: " .. all)
+      end
+    end)
+  end)
+
+  describe("the cache", function()
+    it("makes a second `list JOB --last 1000` ask the service only for the builds that had not ended", function()
+      local shared = run.tmpdir()
+      local vars = { XDG_CACHE_HOME = shared }
+      for k, v in pairs(env) do vars[k] = v end
+      emu:reset()
+      local first, err, status = cli({ "list", JOB, "--last", "1000" }, vars)
+      assert.are.equal(0, status, err)
+      assert.are.equal(1 + 1000, requests()) -- the newest build, then each build
+      emu:reset()
+      local second
+      second, err, status = cli({ "list", JOB, "--last", "1000" }, vars)
+      assert.are.equal(0, status, err)
+      assert.are.equal(first, second)
+      assert.are.equal(1 + 1, requests()) -- the newest build, and build 1200 (RUNNING)
+      emu:reset()
+      cli({ "record", JOB, "1100" }, vars)
+      assert.are.equal(0, requests())
+      cli({ "list", JOB, "--last", "100", "--no-cache" }, vars)
+      assert.are.equal(1 + 100, requests())
+      os.execute("rm -rf " .. run.quote(shared))
+    end)
+
+    it("is passed over when its directory cannot be used, which --verbose says", function()
+      local dir = run.tmpdir()
+      run.write(dir .. "/file", "not a directory")
+      local vars = { XDG_CACHE_HOME = dir .. "/file" }
+      for k, v in pairs(env) do vars[k] = v end
+      local out, err, status = cli({ "list", JOB, "--last", "2" }, vars)
+      assert.are.equal(0, status, err)
+      assert.are.equal("", err)
+      assert.are.equal(3, #lines_of(out))
+      out, err = cli({ "latest", JOB, "-v" }, vars)
+      assert.are.equal("1200\n", out)
+      assert.truthy(err:find("codeartsbuild: no cache: cannot use " .. dir .. "/file/codeartsbuild as the cache", 1,
+        true), err)
+      os.execute("rm -rf " .. run.quote(dir))
+    end)
+  end)
+
+  describe("completion and man page", function()
+    local generated = {
+      { { "completion", "bash" }, "share/bash-completion/completions/codeartsbuild" },
+      { { "completion", "zsh" }, "share/zsh/site-functions/_codeartsbuild" },
+      { { "man" }, "share/man/man1/codeartsbuild.1" },
+    }
+
+    it("are what the tool makes of its command table (run `make docs` after changing it)", function()
+      for _, case in ipairs(generated) do
+        local out, err, status = cli(case[1])
+        assert.are.equal(0, status, err)
+        assert.are.equal(out, run.read(case[2]), case[2] .. " is not what `codeartsbuild " .. table.concat(case[1], " ")
+          .. "` makes: run `make docs`")
+      end
+    end)
+
+    --- The options each command's --help names (read once).
+    local help_options
+    local function options_in_help()
+      if help_options then return help_options end
+      local by_command = {}
+      for _, name in ipairs{ "record", "list", "summary", "latest", "history", "get", "config" } do
+        local help = cli({ name, "--help" })
+        local set = {}
+        for option in help:gmatch("\n  %-%-([%w%-]+)") do set[#set + 1] = option end
+        by_command[name] = set
+      end
+      help_options = by_command
+      return by_command
+    end
+
+    it("complete in bash: commands, each command's options, and the values of --status, --trigger, --region", function()
+      --- What bash completes for each line (one bash for all of them).
+      local function complete_all(lines)
+        local script = { "source " .. run.quote(ROOT .. "/" .. generated[1][2]) }
+        for _, line in ipairs(lines) do
+          script[#script + 1] = ([=[
+            read -ra COMP_WORDS <<<%s
+            [[ %s == *" " ]] && COMP_WORDS+=("")
+            COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=()
+            _codeartsbuild
+            echo "${COMPREPLY[*]}"]=]):format(run.quote(line), run.quote(line))
+        end
+        local out, status = run.capture("bash -c " .. run.quote(table.concat(script, "\n")))
+        assert.are.equal(0, status, out)
+        return lines_of(out)
+      end
+      local cases = {
+        "codeartsbuild ", "codeartsbuild su", "codeartsbuild list " .. JOB .. " --status F",
+        "codeartsbuild -q summary J --trigger P", "codeartsbuild --region cn-n", "codeartsbuild completion b",
+        "codeartsbuild list J --last ",
+      }
+      local names = {}
+      for name in pairs(options_in_help()) do
+        names[#names + 1] = name
+        cases[#cases + 1] = "codeartsbuild " .. name .. " J --"
+      end
+      local results = complete_all(cases)
+      local function complete(line)
+        for i, case in ipairs(cases) do
+          if case == line then return results[i] end
+        end
+      end
+      local first = complete("codeartsbuild ")
+      assert.truthy(first:find("^record list summary latest history get config completion man help "), first)
+      assert.are.equal("summary", complete("codeartsbuild su"))
+      assert.are.equal("FAILED FAILURE", complete("codeartsbuild list " .. JOB .. " --status F"))
+      assert.are.equal("PIPELINE_TRIGGER", complete("codeartsbuild -q summary J --trigger P"))
+      assert.are.equal("cn-north-4 cn-north-1", complete("codeartsbuild --region cn-n"))
+      assert.are.equal("bash", complete("codeartsbuild completion b"))
+      assert.are.equal("", complete("codeartsbuild list J --last "))
+      for _, name in ipairs(names) do
+        local options = options_in_help()[name]
+        local offered = " " .. complete("codeartsbuild " .. name .. " J --") .. " "
+        for _, option in ipairs(options) do
+          assert.truthy(offered:find(" --" .. option .. " ", 1, true), name .. " --" .. option .. ":" .. offered)
+        end
+      end
+    end)
+
+    it("complete in zsh: the specs it hands to _arguments and _describe", function()
+      -- zsh's completion functions, replaced by ones that print what they were given.
+      local function specs(words, state)
+        local script = ([=[
+          _arguments() { if [[ $1 == -C ]]; then state=%s; else print -rl -- "$@"; fi }
+          _describe() { print -rl -- "${(@P)4}"; }
+          words=(%s)
+          source %s
+        ]=]):format(state, words, run.quote(ROOT .. "/" .. generated[2][2]))
+        local out, status = run.capture("zsh -f -c " .. run.quote(script))
+        assert.are.equal(0, status, out)
+        return out
+      end
+      local commands = specs("codeartsbuild", "command")
+      assert.truthy(commands:find("^record:build N of job JOB, one field a line\n"), commands)
+      assert.truthy(commands:find("\nlist:one line per build\\: the last 20", 1, true), commands)
+      local list = specs("list " .. JOB .. " --status", "argument")
+      assert.truthy(list:find("\n%*%-%-status%[the status, any case[^\n]*%]:s:%(SUCCESS FAILED ABORTED RUNNING"), list)
+      assert.truthy(list:find("\n%-%-reverse%[newest first%]\n"), list)
+      assert.truthy(list:find("\n1:job:\n"), list)
+      local help = specs("help", "argument")
+      assert.truthy(help:find("\n:1:command:%(record list summary "), help)
+      local out, status = run.capture("zsh -n " .. run.quote(generated[2][2]))
+      assert.are.equal(0, status, out)
+    end)
+
+    it("has a man page that groff reads without a warning, with every command, option and variable", function()
+      local out, status = run.capture("groff -man -ww -z " .. run.quote(generated[3][2]))
+      assert.are.equal(0, status, out)
+      assert.are.equal("", out)
+      local text = run.capture("MANWIDTH=100 man -l " .. run.quote(generated[3][2]) .. " | col -b")
+      for _, name in ipairs{ "record", "list", "summary", "latest", "history", "get", "config", "completion", "man" } do
+        assert.truthy(text:find("codeartsbuild " .. name .. " ", 1, true), name)
+      end
+      for _, options in pairs(options_in_help()) do
+        for _, option in ipairs(options) do assert.truthy(text:find("--" .. option, 1, true), option) end
+      end
+      for _, variable in ipairs(require("codeartsbuild").environment) do
+        assert.truthy(text:find(variable.name, 1, true), variable.name)
+      end
+      for _, variable in ipairs{ "XDG_CACHE_HOME", "NO_COLOR", "TZ" } do assert.truthy(text:find(variable, 1, true)) end
     end)
   end)
 

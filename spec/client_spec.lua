@@ -323,7 +323,7 @@ describe("the on_event hook", function()
     local ok, failed, polled = events[1], events[2], events[3]
     assert.are.equal("request", ok.type)
     assert.are.equal("GET", ok.method)
-    assert.are.equal("/v3/jobs/" .. JOB .. "/8/record-info", ok.path)
+    assert.are.equal("/v1/record/" .. JOB .. "/8/record-info", ok.path)
     assert.is_true(ok.ok)
     assert.are.equal(200, ok.status)
     assert.are.equal(1, ok.attempts)

@@ -1,7 +1,7 @@
 -- The API reference and its examples: docs/ is what LDoc makes of the sources (make docs), every
 -- public function has a runnable example in examples/, and those examples run and print what the
 -- emulator's data says. (quickstart.lua, failed_builds.lua and durations.lua run in
--- examples_spec.lua, repl.lua in view_spec.lua through `make repl`.)
+-- examples_spec.lua, as does cache.lua; repl.lua in view_spec.lua through `make repl`.)
 local run = require "spec.support.run"
 local emulator = require "spec.support.emulator"
 local clients = require "spec.support.clients"
@@ -37,7 +37,7 @@ describe("docs/", function()
     end
     local committed = {}
     for _, name in ipairs(list_files("docs")) do
-      if not name:find("%.luadoc$") then committed[#committed + 1] = name end
+      if not name:find("%.md$") then committed[#committed + 1] = name end -- the .md pages are written by hand
     end
     os.execute("rm -rf " .. run.quote(dir))
     assert.are.equal(0, status, out)
@@ -49,18 +49,49 @@ describe("docs/", function()
   it("has a page for every module and links every example", function()
     local index = assert(read("docs/index.html"))
     for _, name in ipairs{ "codeartsbuild", "codeartsbuild.core", "codeartsbuild.batch", "codeartsbuild.query",
-      "codeartsbuild.view", "codeartsbuild.cli", "codeartsbuild.nvim", "codeartsbuild.build" } do
+      "codeartsbuild.view", "codeartsbuild.cache", "codeartsbuild.cli", "codeartsbuild.nvim", "codeartsbuild.build" } do
       assert.truthy(index:find('href="modules/' .. name .. '.html"', 1, true), name)
     end
-    for _, name in ipairs{ "quickstart", "client_tour", "sign", "failed_builds", "durations", "views", "repl",
-      "nvim", "build_logs" } do
+    for _, name in ipairs{ "quickstart", "client_tour", "sign", "failed_builds", "durations", "views", "cache",
+      "repl", "nvim", "build_logs" } do
       assert.truthy(index:find('href="examples/' .. name .. '.lua.html"', 1, true), name)
     end
     local core = assert(read("docs/modules/codeartsbuild.core.html"))
-    for _, method in ipairs{ "record_info", "submit", "submit_get", "poll", "pending", "cancel", "get", "info",
+    for _, method in ipairs{ "record_info", "submit", "submit_get", "poll", "take", "pending", "cancel", "get", "info",
       "close", "read" } do
       assert.truthy(core:find("client:" .. method .. "(", 1, true), method)
     end
+  end)
+end)
+
+describe("types/codeartsbuild_core.lua", function()
+  local core = require "codeartsbuild.core"
+  local stubs = assert(read("types/codeartsbuild_core.lua"))
+
+  it("lists the record's fields as the C module defines them, in its order", function()
+    local record = stubs:match("---@class codeartsbuild%.Record\n(.-)\n\n")
+    local listed = {}
+    for name in record:gmatch("---@field ([%w_]+)") do listed[#listed + 1] = name end
+    assert.are.same(core.fields, listed)
+  end)
+
+  it("has a stub for every function of the module and of a client", function()
+    local missing = {}
+    for name, value in pairs(core) do
+      if type(value) == "function" and not stubs:find("function core." .. name .. "(", 1, true) then
+        missing[#missing + 1] = name
+      end
+    end
+    for name in pairs(core.client_methods) do
+      -- codeartsbuild.batch's and codeartsbuild.build's methods are Lua, annotated where they are defined.
+      local from_batch = ({ latest = true, records = true, fetch = true, history = true, steps = true, log = true,
+        follow = true, wait = true })[name]
+      if not from_batch and not stubs:find("function Client:" .. name .. "(", 1, true) then
+        missing[#missing + 1] = "client:" .. name
+      end
+    end
+    table.sort(missing)
+    assert.are.same({}, missing)
   end)
 end)
 
@@ -101,17 +132,22 @@ describe("every public function", function()
     local cb = require "codeartsbuild"
     assert.are.same({}, missing(functions_of(cb), { "cb." }))
     assert.are.same({}, missing(functions_of(cb.core.client_methods), { ":" }))
-    -- The C module's own functions are cb's, except error(), the Lua layers' constructor.
+    -- The C module's own functions are cb's, except the Lua layers' own: error(), their errors'
+    -- constructor, and format_duration(), which view.duration is.
     local core_only = {}
     for _, name in ipairs(functions_of(cb.core)) do
-      if cb[name] == nil and name ~= "error" then core_only[#core_only + 1] = name end
+      local lua_layers_own = name == "error" or name == "format_duration"
+      if cb[name] == nil and not lua_layers_own then core_only[#core_only + 1] = name end
     end
     assert.are.same({}, core_only)
   end)
 
-  it("of codeartsbuild.query, .view, .cli and .nvim is called in examples/", function()
+  it("of codeartsbuild.query, .view, .cache, .cli and .nvim is called in examples/", function()
     assert.are.same({}, missing(functions_of(require "codeartsbuild.query"), { "cb.", "query." }))
     assert.are.same({}, missing(functions_of(require "codeartsbuild.view"), { "view." }))
+    assert.are.same({}, missing(functions_of(require "codeartsbuild.cache"), { "cache." }))
+    -- A cache's methods (codeartsbuild.cache.open's object).
+    assert.are.same({}, missing({ "get", "put", "flush" }, { "own:" }))
     -- cli.main is what bin/codeartsbuild runs; examples/cli.sh runs that.
     assert.are.same({ "main" }, functions_of(require "codeartsbuild.cli"))
     assert.truthy(corpus:find("bin/codeartsbuild", 1, true))
@@ -135,6 +171,7 @@ describe("the examples", function()
       local client = clients.aksk(emu)
       for n = 1151, NEWEST do assert(client:submit(JOB, n)) end
       assert(client:submit(JOB, 61))
+      assert(client:submit(JOB, 59))
       for _, r in ipairs(clients.drain(client, 200)) do records[r.build_no] = assert(r.record, r.message) end
       client:close()
     end)
@@ -147,7 +184,7 @@ describe("the examples", function()
     return ("#%d %s %s %s %s"):format(n, r.status, r.branch, r.commit:sub(1, 7), r.triggerType)
   end
 
-  it("client_tour.lua: the default client, get, submit_get, cancel, history, queries, errors", function()
+  it("client_tour.lua: the default client, get, submit_get, take, cancel, history, queries, errors", function()
     local out, status = run_example(run.lua .. " examples/client_tour.lua")
     assert.are.equal(0, status, out)
     assert.truthy(out:find("client:   http://127.0.0.1:%d+, aksk credentials from HUAWEICLOUD_SDK_AK/SK\n"), out)
@@ -155,6 +192,7 @@ describe("the examples", function()
     assert.truthy(out:find("record:   " .. short(61), 1, true), out)
     assert.truthy(out:find("latest:   1200\nstatus:   last_build_no 1200\n", 1, true), out)
     assert.truthy(out:find("history:  %d+ entries in the last 7 days, the first page has 3\n"), out)
+    assert.truthy(out:find(("take:     #59 %s, 0 held left\n"):format(records[59].status), 1, true), out)
     assert.truthy(out:find("cancel:   true, 0 pending\n", 1, true), out)
     assert.truthy(out:find("fetch:    2 records, 0 errors\n", 1, true), out)
     for n = 1198, 1200 do
@@ -169,6 +207,8 @@ describe("the examples", function()
     assert.truthy(out:find(("where:    %d of the last 50 builds"):format(red), 1, true), out)
     assert.truthy(out:find("missing:  kind=not_found is_error=true not_found=true\n", 1, true), out)
     assert.truthy(out:find("invalid:  kind=invalid attempts=0\n", 1, true), out)
+    local checks = "checks:   true 61 tour: invalid build_no: expected an integer from 1 to 2147483647, got 0\n"
+    assert.truthy(out:find(checks, 1, true), out)
   end)
 
   it("sign.lua: a signature that HMAC-SHA256 of the string to sign confirms", function()
@@ -216,7 +256,12 @@ describe("the examples", function()
     for n in csv:gmatch("\n(%d+),FAILED,") do listed[#listed + 1] = tonumber(n) end
     assert.are.same(failed, listed)
     assert.truthy(out:find("\n" .. records[61].commit .. "\n", 1, true), out)
-    assert.truthy(out:find("codeartsbuild: record_info " .. JOB .. "/2147483647: HTTP 404", 1, true), out)
+    assert.truthy(out:find("codeartsbuild: build 2147483647 of job " .. JOB .. ": HTTP 404", 1, true), out)
+    assert.truthy(out:find("\nrequest       the service answered (HTTP 404): the credentials are accepted\n", 1,
+      true), out)
+    assert.truthy(out:find("== the builds of the last day, from the history API\nBUILD  RESULT ", 1, true), out)
+    assert.truthy(out:find("\n 1200  RUNNING  ", 1, true), out)
+    assert.truthy(out:find("== a raw GET\n1200\n", 1, true), out)
     assert.truthy(out:find("exit status 1\n", 1, true), out)
   end)
 

@@ -146,7 +146,7 @@ describe("the emulator's steps and logs #once", function()
     assert.are.same({}, get(emu, "/v1/record/" .. record(emu, LOGS, 4).buildRecordId .. "/full-stages").json.result
       .build_stages)
     assert.are.equal(400, get(emu, "/v1/record/not-a-record-id/full-stages").status)
-    assert.are.equal(404, get(emu, "/v1/record/" .. ("0"):rep(8) .. rid:sub(9) .. "/full-stages").status)
+    assert.are.equal(422, get(emu, "/v1/record/" .. ("0"):rep(8) .. rid:sub(9) .. "/full-stages").status)
 
     r = get(emu, "/v1/job/" .. LOGS .. "/status?build_no=4")
     assert.are.same({ status = "success", error = cjson.null,
@@ -333,7 +333,7 @@ describe("the emulator's steps and logs #once", function()
     assert.is_false(emu:wait_build(jobs.second, n, 0.1))
     emu:reset() -- started builds go with a reset
     assert.are.same({}, emu:builds())
-    assert.are.equal(404, get(emu, ("/v1/record/%s/%d/record-info"):format(jobs.second, n)).status)
+    assert.are.equal(403, get(emu, ("/v1/record/%s/%d/record-info"):format(jobs.second, n)).status) -- no such build
     emu:start_build{ step_seconds = 1 }
     assert.are.equal(1, emu:clear_builds())
     for _, bad in ipairs({ { result = "MAYBE" }, { job_id = ("0"):rep(32) }, { steps = 0 }, { step_seconds = 0 },

@@ -122,21 +122,23 @@ describe("errors", function()
   end
 
   describe("HTTP statuses", function()
+    -- Codes this module does not know (TEST.*) leave the status to decide; known ones are below.
     local cases = {
       { status = 400, kind = "http", retryable = false, code = "CB.00060200" },
-      { status = 401, kind = "auth", retryable = false, code = "APIGW.0301" },
-      { status = 403, kind = "auth", retryable = false, code = "CB.00060403" },
-      { status = 404, kind = "not_found", retryable = false, code = "CB.00062001" },
-      { status = 429, kind = "throttled", retryable = true, code = "APIGW.0308", headers = { ["Retry-After"] = "2" } },
-      { status = 500, kind = "http", retryable = true, code = "CB.00060500" },
-      { status = 502, kind = "http", retryable = true, code = "CB.00060502" },
-      { status = 503, kind = "http", retryable = true, code = "CB.00060503" },
-      { status = 504, kind = "http", retryable = true, code = "CB.00060504" },
+      { status = 401, kind = "auth", retryable = false, code = "APIG.0301" },
+      { status = 403, kind = "auth", retryable = false, code = "TEST.0403" },
+      { status = 404, kind = "not_found", what = "build", retryable = false, code = "TEST.0404" },
+      { status = 429, kind = "throttled", retryable = true, code = "APIG.0308", headers = { ["Retry-After"] = "2" } },
+      { status = 500, kind = "http", retryable = true, code = "CB.00060101" },
+      { status = 502, kind = "http", retryable = true, code = "APIG.0201" },
+      { status = 503, kind = "http", retryable = true, code = "TEST.0503" },
+      { status = 504, kind = "http", retryable = true, code = "APIG.0201" },
     }
     for i, case in ipairs(cases) do
       it(("%d gives kind %s, retryable %s"):format(case.status, case.kind, tostring(case.retryable)), function()
         local build_no = 500 + i
-        emu:faults{ { action = "status", status = case.status, headers = case.headers, times = 1 } }
+        emu:faults{ { action = "status", status = case.status, headers = case.headers, times = 1,
+          body = { error_code = case.code, error_msg = "what the server said" } } }
         -- A 401 says the credentials were refused: that client sends nothing for a while after it
         -- (spec/engine_spec.lua), so it gets a client of its own.
         local c = case.status == 401 and clients.aksk(emu, { retries = 0 }) or client
@@ -147,11 +149,75 @@ describe("errors", function()
         assert_integer(err.status)
         assert.are.equal(case.retryable, err.retryable)
         assert.are.equal(case.code, err.code)
+        assert.are.equal(case.what, err.what)
         assert_record_failure(err, JOB, build_no)
-        assert_contains(err.message, ("record_info %s/%d: HTTP %d: %s"):format(JOB, build_no, case.status, case.code))
+        assert_contains(err.message, ("HTTP %d: %s what the server said"):format(case.status, case.code))
         assert.are.equal(1, emu:stats().requests) -- attempts == 1 and no hidden retry either
       end)
     end
+  end)
+
+  describe("the service's codes decide before the status", function()
+    -- SERVICE-CONTRACTS §8.2-§8.4: the real service answers a missing job with 422, a missing build
+    -- with 403, and throttles with 500 or 400.
+    local cases = {
+      { status = 422, code = "DEVCB.00031006", kind = "not_found", what = "job", text = "job %s not found (HTTP 422" },
+      { status = 422, code = "CB.00031006", kind = "not_found", what = "job", text = "job %s not found (HTTP 422" },
+      { status = 403, code = "CB.00031059", kind = "not_found", what = "build",
+        text = "build %d of job %s not found (HTTP 403" },
+      { status = 500, code = "CB.00060211", kind = "throttled", retryable = true },
+      { status = 400, code = "CB.00060211", kind = "throttled", retryable = true },
+      { status = 404, code = "CB.00060214", kind = "not_found", what = "api",
+        text = "the v1 record-info API is not published here (HTTP 404" },
+      { status = 404, code = "APIG.0101", kind = "not_found", what = "api" },
+      { status = 500, code = "CB.00030004", kind = "http", retryable = false },
+      { status = 200, code = "CB.00031059", kind = "not_found", what = "build",
+        text = "build %d of job %s not found (the API reported a failure: CB.00031059" },
+      { status = 200, code = "CB.99990001", kind = "api", text = "the API reported a failure: CB.99990001" },
+    }
+    for i, case in ipairs(cases) do
+      it(("%d %s gives kind %s%s"):format(case.status, case.code, case.kind, case.what and " of " .. case.what or ""),
+        function()
+          local build_no = 700 + i
+          -- api pinned: with "auto" a record request answered "no such API" moves to the next one.
+          local c = clients.aksk(emu, { retries = 1, backoff = 0.01, api = "v1" })
+          emu:faults{ { action = "status", status = case.status, build_no = build_no, times = 2,
+            body = { error_code = case.code, error_msg = "what the server said" } } }
+          local err = failure(c:record_info(JOB, build_no))
+          c:close()
+          assert.are.same({ case.kind, case.what, case.retryable or false, case.code },
+            { err.kind, err.what, err.retryable, err.code })
+          assert.are.equal(case.retryable and 2 or 1, err.attempts)
+          if case.text then
+            local text = case.what == "build" and case.text:format(build_no, JOB) or case.text:format(JOB)
+            assert_contains(err.message, ("record_info %s/%d: %s"):format(JOB, build_no, text))
+          end
+        end)
+    end
+
+    it("in every envelope and at 200, for get() too", function()
+      local c = clients.aksk(emu, { retries = 0 })
+      local path = "/v1/job/" .. JOB .. "/running-status"
+      for i, rule in ipairs{
+        { action = "status", status = 200, body = { error_code = "CB.00031059", error_msg = "no history" } },
+        { action = "api_fail", envelope = "E3", code = "CB.00031059", message = "no history" },
+        { action = "api_fail", envelope = "E4", code = "CB.00031059", message = "no history" },
+        { action = "error", code = "CB.00031059", status = 200, encode_twice = true },
+        -- the error as a string: no code to read, the message is all there is
+        { action = "api_fail", envelope = "E3", error_as = "string", code = "CB.00031059", message = "no history" },
+      } do
+        rule.times = 1
+        emu:faults{ rule }
+        local err = failure(c:get(path))
+        if i < 5 then
+          assert.are.same({ "not_found", "build", "CB.00031059" }, { err.kind, err.what, err.code }, tostring(i))
+        else
+          assert.are.same({ "api", nil }, { err.kind, err.code })
+          assert_contains(err.message, "the API reported a failure: no history")
+        end
+      end
+      c:close()
+    end)
   end)
 
   describe("error bodies", function()
@@ -214,26 +280,47 @@ describe("errors", function()
   end)
 
   describe("real emulator answers", function()
-    it("a missing build is 404 CB.00062001, kind not_found", function()
+    it("a missing build is 403 CB.00031059, kind not_found of a build", function()
       assert.is_nil(emu:expected(JOB, 99999))
       local err = failure(client:record_info(JOB, 99999))
-      assert.are.equal("not_found", err.kind)
-      assert.are.equal(404, err.status)
-      assert.are.equal("CB.00062001", err.code)
-      assert.is_false(err.retryable)
+      assert.are.same({ "not_found", "build", 403, "CB.00031059", false },
+        { err.kind, err.what, err.status, err.code, err.retryable })
       assert_record_failure(err, JOB, 99999)
-      assert.are.equal(
-        ("record_info %s/99999: HTTP 404: CB.00062001 build record not found (request id %s)"):format(
-          JOB, err.request_id), err.message)
+      assert.truthy(err.message:find(("^record_info %s/99999: build 99999 of job %s not found %%(HTTP 403: CB.00031059 ")
+        :format(JOB, JOB)), err.message)
     end)
 
-    it("a wrong SK is 401 APIGW.0301, kind auth", function()
+    it("a missing job is 422 DEVCB.00031006, kind not_found of a job", function()
+      local missing = ("9"):rep(32)
+      local err = failure(client:record_info(missing, 1))
+      assert.are.same({ "not_found", "job", 422, "DEVCB.00031006" }, { err.kind, err.what, err.status, err.code })
+      assert.truthy(err.message:find(("^record_info %s/1: job %s not found %%(HTTP 422: DEVCB.00031006"):format(
+        missing, missing)), err.message)
+    end)
+
+    it("a missing build, however the service says it (an unknown: the emulator plays each)", function()
+      for _, answer in ipairs{ { "422", "job" }, { "404", "build" }, { "empty", "build" }, { "absent", "build" } } do
+        emu:configure{ missing_build = answer[1] }
+        local err = failure(client:record_info(JOB, 99999))
+        assert.are.same({ "not_found", answer[2] }, { err.kind, err.what }, answer[1])
+      end
+    end)
+
+    it("the old 404 shape (errors = 'legacy') is kind not_found of a build too", function()
+      emu:configure{ errors = "legacy" }
+      local err = failure(client:record_info(JOB, 99999))
+      assert.are.same({ "not_found", "build", 404, "CB.00062001" }, { err.kind, err.what, err.status, err.code })
+      assert.are.equal(("record_info %s/99999: build 99999 of job %s not found (HTTP 404: CB.00062001 build record "
+        .. "not found) (request id %s)"):format(JOB, JOB, err.request_id), err.message)
+    end)
+
+    it("a wrong SK is 401 APIG.0301, kind auth", function()
       local bad = clients.aksk(emu, { retries = 0, sk = WRONG_SK })
       local err = failure(bad:record_info(JOB, 61))
       bad:close()
       assert.are.equal("auth", err.kind)
       assert.are.equal(401, err.status)
-      assert.are.equal("APIGW.0301", err.code)
+      assert.are.equal("APIG.0301", err.code)
       assert.is_false(err.retryable)
       assert_contains(err.message, "signature mismatch")
       assert_record_failure(err, JOB, 61)
@@ -261,7 +348,7 @@ describe("errors", function()
       c:close()
       assert.are.equal("auth", err.kind)
       assert.are.equal(401, err.status)
-      assert.are.equal("APIGW.0301", err.code)
+      assert.are.equal("APIG.0301", err.code)
       assert_contains(err.message, "x-sdk-date")
       assert_record_failure(err, JOB, 61)
       assert.are.equal(1, skewed:stats().requests)
@@ -288,7 +375,6 @@ describe("errors", function()
       { name = "a truncated body", rule = { action = "truncate" } },
       { name = "a non-JSON body", rule = { action = "body", body = "this is not JSON at all" } },
       { name = "a top-level JSON array", rule = { action = "body", body = '[{"success":true,"result":{}}]' } },
-      { name = "success without a result", rule = { action = "body", body = '{"success":true}' } },
       { name = "a string result", rule = { action = "body", body = '{"success":true,"result":"x"}' } },
       { name = "a record whose status is a table", mention = "status",
         rule = { action = "body", body = '{"success":true,"result":{"buildNo":61,"status":{"name":"SUCCESS"}}}' } },

@@ -96,3 +96,21 @@ describe("the batch examples", function()
       listed)
   end)
 end)
+
+describe("examples/cache.lua", function()
+  local emulator = require "spec.support.emulator"
+
+  it("reads the last builds twice: the second time, only the newest (running) build is asked for", function()
+    local env = ("LUA_PATH=%s LUA_CPATH=%s"):format(run.quote("lua/?.lua;lua/?/init.lua;;"),
+      run.quote("build/" .. run.version .. "/?.so;;"))
+    local out, status = run.capture(("%s spec/support/with-emulator -- %s examples/cache.lua %s 300"):format(env,
+      run.lua, emulator.job_ids.reference))
+    assert.are.equal(0, status, out)
+    -- latest() and 300 builds, then latest() and build 1200, the one that is running.
+    assert.truthy(out:find("run 1: 300 records, 0 errors, 301 requests, [%d.]+ s; cache: 0 read, 299 kept\n"), out)
+    assert.truthy(out:find("run 2: 300 records, 0 errors, 2 requests, [%d.]+ s; cache: 299 read, 0 kept\n"), out)
+    assert.truthy(out:find("build 1199 from the cache: #1199 ", 1, true), out)
+    assert.truthy(out:find("kept by hand: true, written: 1\n", 1, true), out)
+    assert.truthy(out:find("\ncache: first 301 requests [%d.]+ s, second 2 requests [%d.]+ s\n$"), out)
+  end)
+end)

@@ -259,7 +259,7 @@ describe("hostile responses from the emulator", function()
 
   describe("bodies of the wrong shape", function()
     it("are decode errors", function()
-      for _, body in ipairs{ "[]", '"text"', "42", "null", "true", '{"success": true}',
+      for _, body in ipairs{ "[1]", '"text"', "42", "null", "true", '{"success": true, "result": [1, 2]}',
         '{"success": true, "result": "text"}', '{"success": true, "result": 7}' } do
         emu:clear_faults()
         emu:faults{ { action = "body", body = body } }

@@ -205,7 +205,7 @@ describe("input checks", function()
 
   describe("valid edge values", function()
     local function assert_sent_path(build_no)
-      assert.are.equal(("/v3/jobs/%s/%d/record-info"):format(JOB, build_no), emu:stats().last.path)
+      assert.are.equal(("/v1/record/%s/%d/record-info"):format(JOB, build_no), emu:stats().last.path)
     end
 
     it("takes 61.0 as 61", function()

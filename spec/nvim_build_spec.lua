@@ -95,8 +95,14 @@ describe("in Neovim, after the record #once", function()
     local out = run(([[
       vim.cmd("CodeArtsBuild list %s 3")
       local list = vim.api.nvim_get_current_buf()
-      OUT.listed = vim.wait(30000, function() return #vim.api.nvim_buf_get_lines(list, 0, -1, false) == 4 end, 10)
-      vim.api.nvim_win_set_cursor(0, { 3, 0 })
+      local function row_of(n)
+        for i, line in ipairs(vim.api.nvim_buf_get_lines(list, 0, -1, false)) do
+          if line:match("^%%s*" .. n .. "%%s") then return i end
+        end
+      end
+      OUT.listed = vim.wait(30000, function() return row_of(1198) ~= nil and row_of(1199) ~= nil end, 10)
+      OUT.header = vim.api.nvim_buf_get_lines(list, 0, 1, false)[1]
+      vim.api.nvim_win_set_cursor(0, { row_of(1199), 0 })
       OUT.line = vim.api.nvim_get_current_line()
       vim.cmd("normal L")
       OUT.name = vim.api.nvim_buf_get_name(0)
@@ -106,7 +112,8 @@ describe("in Neovim, after the record #once", function()
       OUT.busy_after = vim.wait(5000, function() return not require("codeartsbuild.nvim").busy() end, 10)
     ]]):format(REFERENCE))
     assert.is_true(out.listed)
-    local n = tonumber(out.line:match("^#(%d+)"))
+    assert.truthy(out.header:find("L log", 1, true), out.header)
+    local n = tonumber(out.line:match("^%s*(%d+)%s"))
     assert.are.equal(1199, n)
     assert.are.equal("codeartsbuild://" .. REFERENCE .. "/1199/log", out.name)
     assert.is_true(out.filled)

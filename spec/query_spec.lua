@@ -138,6 +138,20 @@ describe("where", function()
     assert.is_false(query.where{ since = 0 }({ status = "SUCCESS" }))
   end)
 
+  it("compares status and trigger ignoring case, and refuses values it does not know", function()
+    assert.are.same({ 2 }, matching{ status = "failed" })
+    assert.are.same({ 2, 4 }, matching{ status = { "Failed", "aborted" } })
+    assert.are.same({ 2, 3 }, matching{ trigger = "codehub_trigger" })
+    assert.is_true(query.where{ status = "SUCCESS" }({ status = "success" })) -- the service's case too
+    local ok, err = pcall(query.where, { status = "nope" })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("where: unknown status 'nope' (known: SUCCESS, FAILED, ABORTED, RUNNING", 1, true),
+      tostring(err))
+    assert.has_error(function() query.where{ trigger = { "MANUAL", "PUSH" } } end)
+    assert.are.equal("FAILED", query.known_value("status", "failed"))
+    assert.is_nil((query.known_value("trigger", "cron")))
+  end)
+
   it("raises for an unknown key or a value of the wrong shape", function()
     assert.has_error(function() query.where{ colour = "red" } end)
     assert.has_error(function() query.where{ status = 3 } end)
@@ -232,11 +246,14 @@ describe("summary", function()
   end)
 
   it("prints a short readable report", function()
+    local view = require "codeartsbuild.view"
+    view.utc = true -- the local zone's offset is view_spec's
     local text = tostring(query.summary(sample()))
+    view.utc = nil
     local lines = {}
     for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
     assert.are.same({
-      "6 builds, started 2024-01-01 00:00 .. 2024-01-01 05:00 UTC",
+      "6 builds, started 2024-01-01 00:00 +00:00 .. 2024-01-01 05:00 +00:00",
       "status:    SUCCESS 3, ABORTED 1, FAILED 1, RUNNING 1",
       "success:   60.0% of 5 finished",
       "duration:  min 10.0s  p50 30.0s  p95 50.0s  max 50.0s  (5 timed)",
@@ -251,6 +268,28 @@ describe("summary", function()
     assert.truthy(text:find("min 3m12s", 1, true), text)
     assert.truthy(text:find("max 1h02m", 1, true), text)
     assert.truthy(text:find("0.0% of 2 finished", 1, true), text)
+  end)
+
+  it("counts the builds fetch could not read, apart from the others", function()
+    local errors = { [7] = { kind = "timeout", message = "slow" }, [8] = { kind = "http", message = "502" } }
+    local s = query.summary(sample(), errors)
+    assert.are.equal(6, s.total)
+    assert.are.equal(2, s.failed)
+    assert.are.same(errors, s.errors)
+    assert.truthy(tostring(s):find("\nunread:    2 builds could not be read: #7 timeout, #8 http$"), tostring(s))
+    assert.are.equal(0, query.summary(sample()).failed)
+    assert.has_error(function() query.summary(nil, "fetch: invalid job_id") end,
+      "summary: no records: fetch: invalid job_id")
+  end)
+
+  it("tells which builds have ended for good: an ending status and a finishTime", function()
+    assert.is_true(query.ended{ status = "SUCCESS", finishTime = "2024-01-01T00:00:00Z" })
+    assert.is_true(query.ended{ status = "aborted", finishTime = "2024-01-01T00:00:00Z" })
+    assert.is_false(query.ended{ status = "RUNNING", finishTime = "2024-01-01T00:00:00Z" })
+    assert.is_false(query.ended{ status = "SUCCESS" })
+    assert.is_false(query.ended{ status = "SUCCESS", finishTime = "" })
+    assert.is_false(query.ended{ status = "BUILDING", finishTime = "2024-01-01T00:00:00Z" })
+    assert.is_false(query.ended{})
   end)
 
   it("says 0 builds for an empty list", function()

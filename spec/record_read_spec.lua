@@ -155,13 +155,22 @@ describe("reading record-info bodies", function()
       '{"success": true, "result": {"buildNo": 61,}}',
       '{"success": true, "result": {"buildNo": 061}}',
       '{"success": true, "result": {"buildNo": 61}',
-      '{"success": true}',
-      '{"success": true, "result": null}',
       '{"success": true, "result": "61"}',
+      '{"success": true, "result": [{"buildNo": 61}]}',
     } do
       local rec, msg, err = fetch_body(emu, client, body)
       assert.is_nil(rec, body)
       assert.is_true(cb.is_error(err, "decode"), body .. ": " .. tostring(msg))
+    end
+  end)
+
+  it("takes a success with no record in it for a missing build (SERVICE-CONTRACTS §11)", function()
+    for _, body in ipairs{ '{"success": true}', '{"success": true, "result": null}', '{"success": true, "result": {}}',
+      '{"status": "success", "result": {}}' } do
+      local rec, msg, err = fetch_body(emu, client, body)
+      assert.is_nil(rec, body)
+      assert.is_true(cb.is_error(err, "not_found"), body .. ": " .. tostring(msg))
+      assert.are.equal("build", err.what)
     end
   end)
 end)

@@ -80,12 +80,9 @@
 ---@field max_backoff number|nil seconds (20)
 ---@field concurrency integer|nil requests in flight (64)
 ---@field rate number|nil requests started per second
+---@field iam {user: string, password: string, domain: string, project: string|nil}|nil
+---@field iam_endpoint string|nil
 ---@field on_event fun(event: table)|nil
-
----@class codeartsbuild.SubmitOptions
----@field hold boolean|nil poll() never returns it: its owner takes it with take(id)
----@field after number|nil milliseconds (0 to 86400000) before it may start
----@field stream boolean|nil submit_get only: held, and a file body goes to read(id) a piece at a time
 
 ---@class codeartsbuild.Client
 local Client = {}
@@ -96,6 +93,11 @@ local Client = {}
 ---@return string|nil message
 ---@return codeartsbuild.Error|nil err
 function Client:record_info(job_id, build_no) end
+
+---@class codeartsbuild.SubmitOptions
+---@field hold boolean|nil a held request: poll() never returns it, its owner take()s it
+---@field after number|nil milliseconds (0 to 86400000) before it may start
+---@field stream boolean|nil submit_get only: held, and a file body goes to read(id) a piece at a time
 
 ---@param job_id string
 ---@param build_no integer|string
@@ -113,12 +115,6 @@ function Client:submit(job_id, build_no, options) end
 ---@return codeartsbuild.Error|nil err
 function Client:submit_get(path, query, options) end
 
---- A held request's entry once it is done; nil when timeout_ms passed first.
----@param id integer
----@param timeout_ms number|nil 0: never wait; nil: until it is done
----@return codeartsbuild.Result|nil
-function Client:take(id, timeout_ms) end
-
 --- A streamed request's next piece (a string of at most 64 KiB), or its entry once every byte was
 --- read and it is done ({id, path, bytes} or {id, path, message, err}), or nil when timeout_ms passed.
 ---@param id integer
@@ -130,8 +126,14 @@ function Client:read(id, timeout_ms) end
 ---@return codeartsbuild.Result[]
 function Client:poll(timeout_ms) end
 
+---@param id integer a request id this client issued
+---@param timeout_ms number|nil 0: never wait; nil: until it is done
+---@return codeartsbuild.Result|nil entry nil while it is not done
+function Client:take(id, timeout_ms) end
+
+---@param which "held"|"all"|nil nil: the requests poll() will return
 ---@return integer
-function Client:pending() end
+function Client:pending(which) end
 
 ---@param id integer
 ---@return boolean
@@ -157,6 +159,34 @@ core.version = ""
 core.json = "cjson"
 ---@type string[]
 core.regions = {}
+---@type string[] the record's 33 fields, camelCase, in the reference page's order
+core.fields = {}
+---@type {name: string, what: string}[] the environment variables the module reads
+core.environment = {}
+---@type integer 2147483647
+core.MAX_BUILD_NO = 2147483647
+---@type table the methods of every client
+core.client_methods = {}
+---@type table the metatable every record shares
+core.record_metatable = {}
+
+---@param job_id string
+---@param caller string|nil the name a failure's message begins with
+---@return true|nil ok
+---@return string|nil message
+---@return codeartsbuild.Error|nil err
+function core.check_job_id(job_id, caller) end
+
+---@param build_no number|string
+---@param caller string|nil the name a failure's message begins with
+---@return integer|nil build_no
+---@return string|nil message
+---@return codeartsbuild.Error|nil err
+function core.check_build_no(build_no, caller) end
+
+---@param ms number|nil milliseconds
+---@return string e.g. "52.3s", "4m43s", "1h02m", "-"
+function core.format_duration(ms) end
 
 ---@param options codeartsbuild.Options|nil
 ---@return codeartsbuild.Client|nil client

@@ -16,6 +16,7 @@
 -- early cancels what it still has in flight.
 local core = require "codeartsbuild.core"
 local query = require "codeartsbuild.query"
+local cache = require "codeartsbuild.cache"
 
 local methods = core.client_methods
 
@@ -122,7 +123,8 @@ local function prober(client, job_id)
       if result.record then return true end
       message, err = result.message, result.err
     end
-    if err.kind ~= "not_found" then return nil, message, err end
+    -- A missing build is a miss; a missing job (or API) is the answer to give.
+    if err.kind ~= "not_found" or err.what ~= "build" then return nil, message, err end
     first_miss = first_miss or { message, err }
     return false
   end, function() return first_miss end
@@ -185,21 +187,25 @@ local function probe_latest(client, job_id)
   end
 end
 
---- The build number from a running-status body, or nil, message, err.
+--- The build number from a running-status body, or nil, message, err. `last_build_no` is a string
+-- of digits in the reference ("166"); a number is taken too, but only a whole one in range: not
+-- 1e12, 1.5e300 or "0x10".
 local function build_no_from_status(job_id, body)
   local result = type(body) == "table" and body.result
-  local n = type(result) == "table" and tonumber(result.last_build_no)
-  if not n or n ~= math.floor(n) or n < 0 then
-    return failure("decode", ("latest %s: running-status has no last_build_no"):format(job_id), { job_id = job_id })
+  local raw = type(result) == "table" and result.last_build_no
+  if raw == 0 or raw == "0" then
+    return failure("not_found", ("latest %s: the job has no builds"):format(job_id), { job_id = job_id, what = "build" })
   end
-  if n == 0 then
-    return failure("not_found", ("latest %s: the job has no builds"):format(job_id), { job_id = job_id })
+  local n = (type(raw) == "number" or (type(raw) == "string" and raw:find("^%d+$"))) and core.check_build_no(raw)
+  if not n then
+    return failure("decode", ("latest %s: running-status has no build number (last_build_no = %s)"):format(job_id,
+      type(raw) == "string" and ("%q"):format(raw:sub(1, 40)) or tostring(raw)), { job_id = job_id })
   end
-  return math.floor(n) -- an integer on 5.3+
+  return n
 end
 
 --- The newest build number of a job: `GET /v1/job/{job_id}/running-status`, and when that API is
--- missing (`not_found`), probing record-info: builds 1, 2, 4, 8, ... until one is missing, then a
+-- missing (`not_found`, but not a missing job), probing record-info: builds 1, 2, 4, 8, ... until one is missing, then a
 -- binary search between the last hit and that miss, O(log n) requests. Probing assumes that the
 -- job's numbers run without gaps, except for runs of at most 2 deleted builds (it looks that far
 -- past a miss before believing it); a longer run of deleted builds can make it answer too low.
@@ -214,7 +220,8 @@ function methods.latest(client, job_id)
   local body
   body, message, err = get_held(client, "/v1/job/" .. job_id .. "/running-status")
   if body then return build_no_from_status(job_id, body) end
-  if err.kind ~= "not_found" then return nil, message, err end
+  -- Probing where the API is missing; a missing job is the answer.
+  if err.kind ~= "not_found" or err.what == "job" then return nil, message, err end
   return probe_latest(client, job_id)
 end
 
@@ -323,9 +330,30 @@ local function new_guard(release)
   return setmetatable({}, { __gc = release, __close = release })
 end
 
+---------------------------------------------------------------------------------------------------
+-- The client's cache of finished builds (codeartsbuild.cache), when it has one: a walk reads a
+-- cached build instead of asking for it, and keeps the records of builds that have ended.
+
+--- The cached record of a build, as a settled result ({ record = }), or nil.
+local function from_cache(walk, build_no)
+  local rec = walk.cache and walk.cache:get(walk.client, walk.job_id, build_no)
+  return rec and { record = rec } or nil
+end
+
+--- Keeps a result's record in the cache (only a build that has ended is kept).
+local function to_cache(walk, result)
+  if walk.cache and result.record then walk.cache:put(walk.client, walk.job_id, result.record) end
+end
+
+--- Writes what the walk left in the cache (at its end). A cache that cannot be written to costs
+-- the walk nothing: its records are not lost, only not kept.
+local function flush_cache(walk)
+  if walk.cache then pcall(walk.cache.flush, walk.cache) end
+end
+
 local function new_walk(client, job_id, builds, options)
   return {
-    client = client, job_id = job_id, builds = builds,
+    client = client, job_id = job_id, builds = builds, cache = cache.of(client),
     options = options, capacity = options.concurrency,
     next_index = 1,           -- the next build (in walk order) to submit
     -- The window, a ring of `capacity` positions in three arrays (no table per build): the build
@@ -341,16 +369,19 @@ local function ring_index(walk, seq)
 end
 
 --- Submits builds until the window is full or the sequence ends. A build the core refuses
--- (an invalid number from a list) takes its place in the window with its failure.
+-- (an invalid number from a list) takes its place in the window with its failure, and a build
+-- the cache has, with its record.
 local function fill(walk)
   while walk.tail - walk.head + 1 < walk.capacity and walk.next_index <= walk.builds.count do
     local build_no = walk.builds.at(walk.next_index)
     walk.next_index = walk.next_index + 1
-    local id, message, err = walk.client:submit(walk.job_id, build_no, HOLD)
+    local cached = from_cache(walk, build_no) -- settled without a request
+    local id, message, err
+    if not cached then id, message, err = walk.client:submit(walk.job_id, build_no, HOLD) end
     walk.tail = walk.tail + 1
     local i = ring_index(walk, walk.tail)
     walk.build_nos[i], walk.ids[i] = build_no, id or false
-    if not id then walk.refusals[i] = { message = message, err = err } end
+    if cached then walk.refusals[i] = cached elseif not id then walk.refusals[i] = { message = message, err = err } end
   end
 end
 
@@ -367,6 +398,7 @@ end
 local function release(walk)
   if walk.finished then return end
   walk.finished = true
+  flush_cache(walk)
   for seq = walk.head, walk.tail do
     local id = walk.ids[ring_index(walk, seq)]
     if id then forget(walk.client, id) end
@@ -385,7 +417,8 @@ local function outcome(walk, build_no, result)
     end
     return build_no, result.record
   end
-  if options.skip_missing and result.err.kind == "not_found" then return nil end
+  -- A missing (deleted, or never run) build is skipped; a missing job is an error for every build.
+  if options.skip_missing and result.err.kind == "not_found" and result.err.what == "build" then return nil end
   return build_no, nil, result.err
 end
 
@@ -398,6 +431,7 @@ local function step(walk)
     if walk.head > walk.tail then break end
     local build_no, id, refusal = pop_oldest(walk)
     local result = refusal or await(walk.client, id)
+    if not refusal then to_cache(walk, result) end
     walk.done = walk.done + 1
     if options.on_progress then options.on_progress(walk.done, walk.builds.count) end
     local n, record, err = outcome(walk, build_no, result)
@@ -454,7 +488,8 @@ local FETCH_EXCLUDED = { from = true, to = true }
 -- (`to` defaults to latest()). Returns `records`, a list in the input order (order "desc" reverses
 -- it) without the builds that failed or are missing, and `errors`, a map build_no -> err (with
 -- skip_missing, the default, missing builds are in neither). Options as `records` takes, without
--- from/to. Returns `nil, message, err` when it cannot start.
+-- from/to. Returns `nil, message, err` when it cannot start. `tostring(records)` is the table of the
+-- builds, `tostring(errors)` the failed builds one a line (`cb.show(client:fetch(...))` shows both).
 ---@param client userdata a codeartsbuild client
 ---@param job_id string
 ---@param builds integer[]|{from: integer, to: integer}
@@ -476,7 +511,8 @@ function methods.fetch(client, job_id, builds, opts)
   else
     sequence = list_builds(builds, options.order)
   end
-  local records, errors = {}, {}
+  -- Their tostring is the table of the builds, and the failed builds one a line (query.RecordList).
+  local records, errors = setmetatable({}, query.RecordList), setmetatable({}, query.ErrorMap)
   for build_no, record, failed in iterate(new_walk(client, job_id, sequence, options)) do
     if record then records[#records + 1] = record else errors[build_no] = failed end
   end

@@ -1,5 +1,6 @@
---- :checkhealth codeartsbuild — the module, its JSON engine, the credentials it would use (never
--- their values) and the endpoint.
+--- :checkhealth codeartsbuild — the module, its JSON engine, every environment variable the module
+-- reads (set or not, never a value), the credentials it would use, the endpoint, and one request
+-- that shows whether the service accepts them.
 local M = {}
 
 -- Neovim 0.10 has vim.health.start/ok/...; 0.7 to 0.9 have require("health").report_*.
@@ -10,29 +11,41 @@ local function reporter()
   return h.report_start, h.report_ok, h.report_warn, h.report_error, h.report_info
 end
 
-local CREDENTIAL_VARIABLES = {
-  "CODEARTSBUILD_TOKEN", "CODEARTSBUILD_AK", "CODEARTSBUILD_SK", "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK",
-  "HUAWEICLOUD_SDK_SECURITY_TOKEN", "CLOUD_SDK_AK", "CLOUD_SDK_SK", "HUAWEICLOUD_SDK_PROJECT_ID",
-  "CODEARTSBUILD_PROJECT_ID", "CODEARTSBUILD_REGION", "CODEARTSBUILD_ENDPOINT", "HUAWEICLOUD_SDK_CREDENTIALS_FILE",
-}
+--- Whether a variable is set and not empty; a name with <REGION> stands for every variable of
+-- that form, and "a, b" for each of them (upper case too).
+local function is_set(name)
+  local prefix = name:match("^(.-)<%u+>$")
+  if prefix then
+    for variable in pairs(vim.fn.environ()) do
+      if variable:sub(1, #prefix) == prefix then return true end
+    end
+    return false
+  end
+  for each in name:gmatch("[^,%s]+") do
+    if (os.getenv(each) or "") ~= "" or (os.getenv(each:upper()) or "") ~= "" then return true end
+  end
+  return false
+end
 
 function M.check()
   local start, ok, warn, error, info = reporter()
   start("codeartsbuild")
-  local loaded, core = pcall(require, "codeartsbuild.core")
+  local loaded, cb = pcall(require, "codeartsbuild")
   if not loaded then
-    error("the C module codeartsbuild.core does not load: " .. tostring(core),
+    error("the module does not load: " .. tostring(cb):gsub("\n\tno field.*", ""),
       { "Run `make nvim` in the plugin's folder (needs libcurl4-openssl-dev, libssl-dev, liblua5.1-0-dev)." })
     return
   end
+  local core = cb.core
   ok(("codeartsbuild.core %s is loaded"):format(core.version))
   ok("JSON engine: " .. core.json)
-  local set = {}
-  for _, name in ipairs(CREDENTIAL_VARIABLES) do
-    if (os.getenv(name) or "") ~= "" then set[#set + 1] = name end
+
+  start("codeartsbuild: the environment (values are never shown)")
+  for _, variable in ipairs(cb.environment) do
+    info(("%s %s: %s"):format(variable.name, is_set(variable.name) and "is set" or "is not set", variable.what))
   end
-  info(#set > 0 and ("set in the environment: " .. table.concat(set, ", ")) or "no CODEARTSBUILD_*, "
-    .. "HUAWEICLOUD_SDK_* or CLOUD_SDK_* variable is set")
+
+  start("codeartsbuild: the client")
   local nvim = require("codeartsbuild.nvim")
   local client, message = nvim.client()
   if not client then
@@ -45,6 +58,23 @@ function M.check()
   ok(("endpoint: %s%s"):format(settings.endpoint, settings.region and (" (" .. settings.region .. ")") or ""))
   if settings.insecure then
     warn("TLS verification is off (insecure = true)")
+  end
+
+  -- One request, on a client of its own that waits 10 s at most and does not retry (this blocks the
+  -- editor while it runs): a job that does not exist, which the service says only to credentials
+  -- it accepted.
+  local options = {}
+  for k, v in pairs(nvim.options or {}) do options[k] = v end
+  options.timeout, options.connect_timeout, options.retries, options.on_event = 10, 10, 0, nil
+  local checker = cb.new(options)
+  if not checker then return end
+  local _, failure, err = checker:record_info(("0"):rep(32), 1)
+  checker:close()
+  if err and err.kind == "not_found" then
+    ok(("one request: the service answered %s for a job that does not exist: the credentials are accepted")
+      :format(err.status and ("HTTP " .. err.status) or "not found"))
+  else
+    error("one request failed: " .. tostring(failure), { "See the README, \"Errors\": " .. tostring(err and err.kind) })
   end
 end
 

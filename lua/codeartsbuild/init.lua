@@ -37,12 +37,39 @@ local M = {
   core = core,
   --- Regions with a known endpoint.
   regions = core.regions,
+  --- The environment variables the core reads, each `{ name =, what = }`, in the order it reads
+  -- them (`:checkhealth codeartsbuild` and `codeartsbuild man` list them): the core's own list.
+  environment = core.environment,
 }
 
 --- A client: `cb.new{ region =, endpoint =, ak =, sk =, project_id =, security_token =, token =,
--- ca_file =, insecure =, allow_http =, timeout =, connect_timeout =, max_body =, user_agent = }`.
--- Options left out come from the environment. Returns the client, or `nil, message, err`.
-M.new = core.new
+-- ca_file =, insecure =, allow_http =, timeout =, connect_timeout =, max_body =, user_agent =,
+-- cache = }`. Options left out come from the environment. `cache = true` (or a directory) keeps
+-- the records of finished builds on disk, in `$XDG_CACHE_HOME/codeartsbuild` (see
+-- codeartsbuild.cache): `client:records()` and `client:fetch()` then ask the service only for
+-- the builds they do not have. Returns the client, or `nil, message, err`.
+---@param options? table
+function M.new(options)
+  if type(options) ~= "table" or options.cache == nil then return core.new(options) end
+  local cache = options.cache
+  if type(cache) ~= "boolean" and type(cache) ~= "string" then
+    error(("option 'cache' must be a boolean or a directory, got %s"):format(type(cache)), 2)
+  end
+  -- The core takes no cache option (it refuses unknown ones): the rest go to it.
+  local rest = {}
+  for name, value in pairs(options) do
+    if name ~= "cache" then rest[name] = value end
+  end
+  local client, message, err = core.new(rest)
+  if not client or cache == false then return client, message, err end
+  local attached
+  attached, message, err = require("codeartsbuild.cache").attach(client, cache)
+  if not attached then
+    client:close()
+    return nil, message, err
+  end
+  return client
+end
 
 --- `cb.record_info(job_id, build_no)` on a client made from the environment on first use.
 M.record_info = core.record_info
@@ -53,6 +80,12 @@ M.default_client = core.default_client
 --- Seconds on a monotonic clock, with a fraction (`os.clock` is CPU time, `os.time` whole seconds
 -- of a clock that may jump): for deadlines and elapsed times, as the engine measures them.
 M.monotonic = core.monotonic
+
+--- `cb.check_job_id(job_id[, caller])` and `cb.check_build_no(n[, caller])`: the checks every call
+-- makes before sending anything, for input of your own: `true` (the build number as an integer),
+-- or `nil, message, err` of kind `invalid`.
+M.check_job_id = core.check_job_id
+M.check_build_no = core.check_build_no
 
 --- `cb.sign{ method =, path =, query =, headers =, body =, ak =, sk = }` returns the
 -- Authorization value, the canonical request, the string to sign and the X-Sdk-Date used.
@@ -96,11 +129,19 @@ M.history = on_default_client(function(...) return methods.history(...) end)
 --- `cb.time(iso)`: codeartsbuild.query.time.
 -- @function time
 
-local FROM_QUERY = { where = true, filter = true, summary = true, time = true }
+--- `cb.show(x)` prints what the library returned the way it reads best, for the REPL: a record,
+-- a list of records with the builds that could not be read (`cb.show(client:fetch(...))`), a
+-- summary, `client:info()`. It is codeartsbuild.view.show, loaded on first use.
+-- @function show
+
+local LAZY = {
+  where = "codeartsbuild.query", filter = "codeartsbuild.query", summary = "codeartsbuild.query",
+  time = "codeartsbuild.query", show = "codeartsbuild.view",
+}
 setmetatable(M, {
   __index = function(_, name)
-    if FROM_QUERY[name] then
-      local fn = require("codeartsbuild.query")[name]
+    if LAZY[name] then
+      local fn = require(LAZY[name])[name]
       rawset(M, name, fn)
       return fn
     end

@@ -50,10 +50,16 @@ end
 function M.setup(opts)
   if client and client ~= cb.default_client() then client:close() end
   client, options, callbacks = nil, opts, {}
+  M.options = opts
 end
+
+--- The options setup() was given (nil: the environment's), for :checkhealth.
+M.options = nil
 
 --- The adapter's client, or nil, message, err when none can be made.
 function M.client()
+  -- A client closed behind the adapter's back (by a hook, a callback, the user) is replaced.
+  if client and not pcall(client.pending, client) then client = nil end
   if client then return client end
   local made, message, err
   if options then
@@ -155,8 +161,9 @@ function M.latest(job_id, callback)
 end
 
 --- Walks builds as client:records() does (same options), without blocking: on_record(build_no,
--- record, err) for each, in build order, then on_done(count) with the number of records.
--- Returns a handle whose cancel() stops the walk and drops its requests in flight.
+-- record, err) for each, in build order, then on_done(count) with the number of records, or
+-- on_done(count, "cancelled") when the walk was cancelled. Returns a handle whose cancel() stops
+-- the walk and drops its requests in flight.
 function M.records(job_id, opts, on_record, on_done)
   local c, message, err = M.client()
   local cancelled = false
@@ -175,57 +182,148 @@ function M.records(job_id, opts, on_record, on_done)
       later(on_record, n, rec, failure)
     end
     if closer then getmetatable(closer).__close(closer) end -- break does not close it before 5.4
-    if on_done then later(on_done, count) end
+    if on_done then later(on_done, count, cancelled and "cancelled" or nil) end
   end)
   return handle
 end
 
 ---------------------------------------------------------------------------------------------------
--- :CodeArtsBuild
+-- :CodeArtsBuild: buffers that are reused and refreshed, errors as notifications
 
-local function scratch_buffer(name, lines)
-  local buf = vim.api.nvim_create_buf(false, true)
-  vim.api.nvim_buf_set_name(buf, name)
-  vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-  vim.api.nvim_buf_set_option(buf, "bufhidden", "wipe")
-  vim.api.nvim_buf_set_option(buf, "modifiable", false)
-  vim.cmd("split")
-  vim.api.nvim_win_set_buf(0, buf)
-  return buf
+local api = vim.api
+
+local function notify(message, level)
+  vim.notify(message, level or vim.log.levels.INFO, { title = "codeartsbuild" })
 end
 
-local function append(buf, line)
-  if not vim.api.nvim_buf_is_valid(buf) then return false end
-  vim.api.nvim_buf_set_option(buf, "modifiable", true)
-  vim.api.nvim_buf_set_lines(buf, -1, -1, false, { line })
-  vim.api.nvim_buf_set_option(buf, "modifiable", false)
+--- fn(...) in protected mode: an error becomes a notification, never a traceback.
+local function guarded(fn)
+  return function(...)
+    local ok, err = pcall(fn, ...)
+    if not ok then notify_error("codeartsbuild: " .. tostring(err)) end
+  end
+end
+
+--- The buffer of that name, or nil.
+local function buffer_named(name)
+  for _, buf in ipairs(api.nvim_list_bufs()) do
+    if api.nvim_buf_is_valid(buf) and api.nvim_buf_get_name(buf) == name then return buf end
+  end
+  return nil
+end
+
+--- Replaces a buffer's lines (it stays not modifiable).
+local function set_lines(buf, lines)
+  if not api.nvim_buf_is_valid(buf) then return false end
+  api.nvim_buf_set_option(buf, "modifiable", true)
+  api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+  api.nvim_buf_set_option(buf, "modifiable", false)
   return true
 end
 
-local function command_record(job_id, build_no)
-  M.record_info(job_id, build_no, function(rec, message)
+--- The scratch buffer of that name, made or reused (never E95), shown in a window (the one that
+-- shows it already, else a new split) with `lines`, and the keys: `q` closes it, `r` calls refresh.
+local function scratch_buffer(name, lines, refresh)
+  local buf = buffer_named(name)
+  if not buf then
+    buf = api.nvim_create_buf(false, true)
+    api.nvim_buf_set_name(buf, name)
+    api.nvim_buf_set_option(buf, "bufhidden", "wipe")
+    api.nvim_buf_set_option(buf, "swapfile", false)
+  end
+  set_lines(buf, lines)
+  local win = vim.fn.bufwinid(buf)
+  if win == -1 then
+    vim.cmd("split")
+    api.nvim_win_set_buf(0, buf)
+  else
+    api.nvim_set_current_win(win)
+  end
+  local function key(lhs, fn, desc)
+    api.nvim_buf_set_keymap(buf, "n", lhs, "", { callback = guarded(fn), noremap = true, silent = true, desc = desc })
+  end
+  key("q", function() if api.nvim_buf_is_valid(buf) then api.nvim_buf_delete(buf, { force = true }) end end, "close")
+  if refresh then key("r", refresh, "refresh") end
+  return buf
+end
+
+local command_record
+
+local function record_buffer_name(job_id, build_no)
+  return ("codeartsbuild://%s/%d"):format(job_id, build_no)
+end
+
+command_record = function(job_id, build_no)
+  M.record_info(job_id, build_no, guarded(function(rec, message)
     if not rec then return notify_error(message) end
-    scratch_buffer(("codeartsbuild://%s/%d"):format(job_id, rec.buildNo), view.record_lines(rec))
-  end)
+    local lines = view.record_lines(rec)
+    table.insert(lines, 1, ("CodeArts Build %s #%d   r refresh  q close"):format(job_id, build_no))
+    scratch_buffer(record_buffer_name(job_id, rec.buildNo), lines,
+      function() command_record(job_id, build_no) end)
+  end))
 end
 
-local map_log_key -- (issue 14, below): a key in the list that opens a build's log
+-- List buffers: buffer -> { job_id, count, walk, rows = { [n] = row }, failed = { [n] = err }, state }
+local lists = {}
 
-local function command_list(job_id, count)
-  local buf = scratch_buffer(("codeartsbuild://%s/latest-%d"):format(job_id, count),
-    { ("CodeArts Build %s: the latest %d builds"):format(job_id, count) })
-  map_log_key(buf, job_id)
-  M.latest(job_id, function(last, message)
-    if not last then return notify_error(message) end
+--- The lines of a list buffer: a header with the keys, the aligned table (newest first), the
+-- builds that could not be read, and how the walk stands.
+local function list_lines(list)
+  local numbers = {}
+  for n in pairs(list.rows) do numbers[#numbers + 1] = n end
+  table.sort(numbers, function(a, b) return a > b end)
+  local rows = {}
+  for i, n in ipairs(numbers) do rows[i] = list.rows[n] end
+  local lines = { ("CodeArts Build %s: the latest %d builds   <CR> open  L log  r refresh  q close"):format(
+    list.job_id, list.count) }
+  for _, line in ipairs(view.table_lines(rows)) do lines[#lines + 1] = line end
+  for _, line in ipairs(view.errors_lines(list.failed)) do lines[#lines + 1] = "could not read " .. line end
+  if list.state then lines[#lines + 1] = list.state end
+  return lines
+end
+
+local command_list
+
+--- Reads the latest `count` builds into the list buffer, newest first, as they arrive; a walk
+-- already running for it is cancelled first.
+local function fill_list(buf, list)
+  if list.walk then list.walk.cancel() end
+  list.rows, list.failed, list.walk, list.state = {}, {}, nil, "(reading...)"
+  local generation = {}
+  list.generation = generation
+  set_lines(buf, list_lines(list))
+  M.latest(list.job_id, guarded(function(last, message)
+    if list.generation ~= generation then return end
+    if not last then
+      list.state = "(failed: " .. tostring(message):gsub("%c", " ") .. ")"
+      set_lines(buf, list_lines(list))
+      return notify_error(message)
+    end
     local walk
-    walk = M.records(job_id, { from = math.max(1, last - count + 1), to = last, order = "desc" },
-      function(n, rec, err)
-        local line = rec and tostring(rec) or ("#%d %s"):format(n, err and err.kind or "?")
-        if not append(buf, line) then walk.cancel() end -- the buffer was closed
-      end)
-  end)
+    walk = M.records(list.job_id, { from = math.max(1, last - list.count + 1), to = last, order = "desc" },
+      guarded(function(n, rec, err)
+        if list.generation ~= generation then return end
+        if rec then list.rows[n] = view.row(rec) else list.failed[n] = err end
+        if not set_lines(buf, list_lines(list)) then walk.cancel() end -- the buffer was closed
+      end),
+      guarded(function(count, how)
+        if how == "cancelled" then
+          if list.generation == generation and api.nvim_buf_is_valid(buf) then
+            list.state = ("(cancelled after %d builds)"):format(count)
+            set_lines(buf, list_lines(list))
+          elseif not api.nvim_buf_is_valid(buf) then
+            notify(("codeartsbuild: the list of %s was cancelled after %d builds: its buffer was closed")
+              :format(list.job_id, count))
+          end
+          return
+        end
+        if list.generation ~= generation then return end
+        list.state = nil
+        set_lines(buf, list_lines(list))
+      end))
+    list.walk = walk
+  end))
 end
-
 
 ---------------------------------------------------------------------------------------------------
 -- After the record (issue 14): steps, follow, wait, and :CodeArtsBuild steps|log|wait
@@ -289,79 +387,86 @@ function M.wait(job_id, build_no, opts, callback)
   spawn(function() later(callback, c:wait(job_id, build_no, opts)) end)
 end
 
---- A scratch buffer of this name, a previous one of the same name replaced.
-local function fresh_buffer(name, lines)
-  local old = vim.fn.bufnr(name)
-  if old ~= -1 and vim.api.nvim_buf_is_valid(old) then vim.api.nvim_buf_delete(old, { force = true }) end
-  return scratch_buffer(name, lines)
-end
-
-local function command_steps(job_id, build_no)
-  M.steps(job_id, build_no, function(steps, message)
+local command_steps
+command_steps = function(job_id, build_no)
+  M.steps(job_id, build_no, guarded(function(steps, message)
     if not steps then return notify_error(message) end
-    local lines = { ("CodeArts Build %s #%d: %d steps"):format(job_id, build_no, #steps) }
+    local lines = { ("CodeArts Build %s #%d: %d steps   r refresh  q close"):format(job_id, build_no, #steps) }
     for _, step in ipairs(steps) do lines[#lines + 1] = tostring(step) end
-    fresh_buffer(("codeartsbuild://%s/%d/steps"):format(job_id, build_no), lines)
-  end)
+    scratch_buffer(("codeartsbuild://%s/%d/steps"):format(job_id, build_no), lines,
+      function() command_steps(job_id, build_no) end)
+  end))
 end
 
 --- Appends text to a buffer that shows a log: its first line goes on at the end of the buffer's
 -- last line (a line the previous text left unfinished). Windows whose cursor was on the last line
 -- follow it. Returns false when the buffer is gone.
 local function append_text(buf, text)
-  if not vim.api.nvim_buf_is_valid(buf) then return false end
+  if not api.nvim_buf_is_valid(buf) then return false end
   local lines = vim.split(text, "\n", { plain = true })
-  local last = vim.api.nvim_buf_line_count(buf)
-  lines[1] = vim.api.nvim_buf_get_lines(buf, last - 1, last, false)[1] .. lines[1]
+  local last = api.nvim_buf_line_count(buf)
+  lines[1] = api.nvim_buf_get_lines(buf, last - 1, last, false)[1] .. lines[1]
   local following = {}
   for _, win in ipairs(vim.fn.win_findbuf(buf)) do
-    if vim.api.nvim_win_get_cursor(win)[1] == last then following[#following + 1] = win end
+    if api.nvim_win_get_cursor(win)[1] == last then following[#following + 1] = win end
   end
-  vim.api.nvim_buf_set_option(buf, "modifiable", true)
-  vim.api.nvim_buf_set_lines(buf, last - 1, last, false, lines)
-  vim.api.nvim_buf_set_option(buf, "modifiable", false)
-  local count = vim.api.nvim_buf_line_count(buf)
-  for _, win in ipairs(following) do vim.api.nvim_win_set_cursor(win, { count, 0 }) end
+  api.nvim_buf_set_option(buf, "modifiable", true)
+  api.nvim_buf_set_lines(buf, last - 1, last, false, lines)
+  api.nvim_buf_set_option(buf, "modifiable", false)
+  local count = api.nvim_buf_line_count(buf)
+  for _, win in ipairs(following) do api.nvim_win_set_cursor(win, { count, 0 }) end
   return true
 end
 
---- :CodeArtsBuild log: a buffer that shows the log and keeps growing while the build runs; closing
--- the buffer stops following.
-local function command_log(job_id, build_no)
-  local buf = fresh_buffer(("codeartsbuild://%s/%d/log"):format(job_id, build_no), { "" })
-  vim.api.nvim_buf_set_var(buf, "codeartsbuild_log", { job_id = job_id, build_no = build_no, done = false })
+local log_follows = {} -- log buffer -> the handle of the follow that fills it
+
+--- :CodeArtsBuild log: a buffer that shows the log and keeps growing while the build runs (r reads
+-- it again); closing the buffer stops following.
+local command_log
+command_log = function(job_id, build_no)
+  local buf = scratch_buffer(("codeartsbuild://%s/%d/log"):format(job_id, build_no), { "" },
+    function() command_log(job_id, build_no) end)
+  if log_follows[buf] then
+    log_follows[buf].cancel() -- a follow that fills it already: start again
+  else
+    api.nvim_buf_attach(buf, false, { on_detach = function()
+      if log_follows[buf] then log_follows[buf].cancel() end
+      log_follows[buf] = nil
+    end })
+  end
+  api.nvim_buf_set_var(buf, "codeartsbuild_log", { job_id = job_id, build_no = build_no, done = false })
   local handle
-  handle = M.follow(job_id, build_no, nil, function(text)
+  handle = M.follow(job_id, build_no, nil, guarded(function(text)
     if not append_text(buf, text) then handle.cancel() end
-  end, function(rec, message)
+  end), guarded(function(rec, message)
+    if log_follows[buf] == handle then log_follows[buf] = nil end
     if not rec then return notify_error(message) end
-    if vim.api.nvim_buf_is_valid(buf) then
-      vim.api.nvim_buf_set_var(buf, "codeartsbuild_log", { job_id = job_id, build_no = build_no, done = true,
+    if api.nvim_buf_is_valid(buf) then
+      api.nvim_buf_set_var(buf, "codeartsbuild_log", { job_id = job_id, build_no = build_no, done = true,
         status = rec.status })
     end
-    vim.notify(("codeartsbuild: %s #%d ended %s"):format(job_id, build_no, tostring(rec.status)),
-      vim.log.levels.INFO, { title = "codeartsbuild" })
-  end)
+    notify(("codeartsbuild: %s #%d ended %s"):format(job_id, build_no, tostring(rec.status)))
+  end))
+  log_follows[buf] = handle
   return handle
 end
 
 local function command_wait(job_id, build_no)
-  M.wait(job_id, build_no, nil, function(rec, message)
+  M.wait(job_id, build_no, nil, guarded(function(rec, message)
     if not rec then return notify_error(message) end
     local success = tostring(rec.status):upper() == "SUCCESS"
-    vim.notify(("codeartsbuild: %s #%d %s"):format(job_id, rec.buildNo or build_no or 0, tostring(rec.status)),
-      success and vim.log.levels.INFO or vim.log.levels.WARN, { title = "codeartsbuild" })
-  end)
+    notify(("codeartsbuild: %s #%d %s"):format(job_id, rec.buildNo or build_no or 0, tostring(rec.status)),
+      success and vim.log.levels.INFO or vim.log.levels.WARN)
+  end))
 end
 
 --- In a list buffer, L opens the log of the build under the cursor.
-map_log_key = function(buf, job_id)
-  vim.api.nvim_buf_set_keymap(buf, "n", "L", "", { noremap = true, silent = true,
-    desc = "codeartsbuild: the log of the build under the cursor",
-    callback = function()
-      local n = tonumber(vim.api.nvim_get_current_line():match("^#(%d+)"))
+local function map_log_key(buf, job_id)
+  api.nvim_buf_set_keymap(buf, "n", "L", "", { noremap = true, silent = true, desc = "open the build's log",
+    callback = guarded(function()
+      local n = tonumber(api.nvim_get_current_line():match("^%s*(%d+)%s"))
       if n then command_log(job_id, n) else notify_error("codeartsbuild: no build on this line") end
-    end })
+    end) })
 end
 
 -- :CodeArtsBuild steps|log {job} {n}, wait {job} [n]: each runs and returns true, or returns
@@ -387,25 +492,50 @@ local BUILD_COMMANDS = {
   end,
 }
 
+---------------------------------------------------------------------------------------------------
+
+command_list = function(job_id, count)
+  local name = ("codeartsbuild://%s/latest-%d"):format(job_id, count)
+  local buf
+  buf = scratch_buffer(name, {}, function() command_list(job_id, count) end)
+  local list = lists[buf]
+  if not list then
+    list = { job_id = job_id, count = count }
+    lists[buf] = list
+    map_log_key(buf, job_id)
+    api.nvim_buf_attach(buf, false, { on_detach = function() lists[buf] = nil end })
+    api.nvim_buf_set_keymap(buf, "n", "<CR>", "", { noremap = true, silent = true, desc = "open the record",
+      callback = guarded(function()
+        local n = tonumber(api.nvim_get_current_line():match("^%s*(%d+)%s"))
+        if n then command_record(job_id, n) end
+      end) })
+  end
+  fill_list(buf, list)
+end
+
 local USAGE = "usage: :CodeArtsBuild record {job_id} {build_no} | :CodeArtsBuild list {job_id} [count]"
   .. " | :CodeArtsBuild steps|log {job_id} {build_no} | :CodeArtsBuild wait {job_id} [build_no]"
 
---- :CodeArtsBuild record {job} {n} | list {job} [count]
+--- :CodeArtsBuild record {job} {n} | list {job} [count] | steps|log {job} {n} | wait {job} [n]. A
+-- buffer of the same record, list, steps or log is reused and refreshed; any error is a notification.
 ---@param args string[]
 function M.command(args)
-  local action, job_id, number = args[1], args[2], args[3]
-  if BUILD_COMMANDS[action] and job_id and BUILD_COMMANDS[action](job_id, tonumber(number), args[4], number) then
-    return
-  end
-  if action == "record" and job_id and tonumber(number) and not args[4] then
-    return command_record(job_id, tonumber(number))
-  end
-  if action == "list" and job_id and (number == nil or tonumber(number)) and not args[4] then
-    local count = tonumber(number or 20)
-    if count < 1 or count ~= math.floor(count) then return notify_error(USAGE) end
-    return command_list(job_id, count)
-  end
-  notify_error(USAGE)
+  local ok, err = pcall(function()
+    local action, job_id, number = args[1], args[2], args[3]
+    if BUILD_COMMANDS[action] and job_id and BUILD_COMMANDS[action](job_id, tonumber(number), args[4], number) then
+      return
+    end
+    if action == "record" and job_id and tonumber(number) and not args[4] then
+      return command_record(job_id, tonumber(number))
+    end
+    if action == "list" and job_id and (number == nil or tonumber(number)) and not args[4] then
+      local count = tonumber(number or 20)
+      if count < 1 or count > 10000 or count ~= math.floor(count) then return notify_error(USAGE) end
+      return command_list(job_id, count)
+    end
+    notify_error(USAGE)
+  end)
+  if not ok then notify_error("codeartsbuild: " .. tostring(err)) end
 end
 
 function M.complete(arg_lead, line)

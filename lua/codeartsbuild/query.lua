@@ -9,7 +9,67 @@
 --
 -- Units: the API's `duration` is in milliseconds; everything here that takes or gives a duration
 -- speaks seconds (min_duration, max_duration, summary().duration) and says so.
+--
+-- Data only: the text of a summary, of a list of records and of a map of failed builds (their
+-- `tostring`) is codeartsbuild.view's, loaded when first asked for.
 local M = {}
+
+--- `tostring` of the values this module (and client:fetch) returns: codeartsbuild.view's text.
+local function text_of(name)
+  return function(value) return require("codeartsbuild.view")[name](value) end
+end
+
+--- The metatable of the lists of records that filter() and client:fetch() return: `tostring(list)`
+-- is the aligned table (codeartsbuild.view.table_lines), one line per build.
+M.RecordList = { __tostring = text_of("list_text"), __name = "codeartsbuild.records" }
+
+--- The metatable of the map `build_no -> err` that client:fetch() returns for the builds that could
+-- not be read: `tostring(errors)` names them, one line each.
+M.ErrorMap = { __tostring = text_of("errors_text"), __name = "codeartsbuild.errors" }
+
+---------------------------------------------------------------------------------------------------
+-- Known values
+
+--- The values of `status` and `triggerType` this module knows, upper case: the reference page's
+-- (SUCCESS, FAILED, ABORTED, RUNNING; the four triggers) and those seen from the service
+-- (FAILURE, SCHEDULE_FAILURE, INQUEUE). where() and the command line compare them ignoring case
+-- and refuse others, so that a typo does not silently match nothing.
+M.KNOWN = {
+  status = { "SUCCESS", "FAILED", "ABORTED", "RUNNING", "FAILURE", "SCHEDULE_FAILURE", "INQUEUE" },
+  trigger = { "MANUAL", "TIMED_EXECUTION", "CODEHUB_TRIGGER", "PIPELINE_TRIGGER" },
+}
+
+local KNOWN_SET = {}
+for key, values in pairs(M.KNOWN) do
+  KNOWN_SET[key] = {}
+  for _, value in ipairs(values) do KNOWN_SET[key][value] = true end
+end
+
+--- `value` (a status or a trigger, any case) in upper case when it is a known one of `key`
+-- ("status" or "trigger"); else nil and a message that lists the known ones.
+---@param key string
+---@param value string
+---@return string|nil
+---@return string|nil message
+function M.known_value(key, value)
+  local upper = type(value) == "string" and value:upper() or nil
+  if upper and KNOWN_SET[key][upper] then return upper end
+  return nil, ("unknown %s '%s' (known: %s)"):format(key, tostring(value):gsub("%c", "?"),
+    table.concat(M.KNOWN[key], ", "))
+end
+
+-- Statuses of builds that have ended; any case.
+local ENDED = { SUCCESS = true, FAILED = true, FAILURE = true, ABORTED = true, SCHEDULE_FAILURE = true }
+
+--- Whether a record's build has ended for good: a status that ends a build (SUCCESS, FAILED,
+-- FAILURE, ABORTED, SCHEDULE_FAILURE, any case) and a `finishTime`. Such a record never changes
+-- (what codeartsbuild.cache keeps); a record without both is taken as not ended.
+---@param rec table
+---@return boolean
+function M.ended(rec)
+  return type(rec) == "table" and type(rec.status) == "string" and ENDED[rec.status:upper()] == true
+    and type(rec.finishTime) == "string" and rec.finishTime ~= ""
+end
 
 ---------------------------------------------------------------------------------------------------
 -- time(): ISO 8601 / RFC 3339 to epoch seconds, without os.time (which uses the local time zone)
@@ -159,6 +219,23 @@ local function field_check(field, set)
   return function(rec) return set[rec[field]] == true end
 end
 
+--- A check for `status` or `trigger`: the values known (any case), compared ignoring case.
+local function known_check(key, field, set)
+  local upper = {}
+  for value in pairs(set) do
+    local known, message = M.known_value(key, value)
+    if not known then error("where: " .. message, 4) end
+    upper[known] = true
+  end
+  return function(rec)
+    local value = rec[field]
+    return type(value) == "string" and upper[value:upper()] == true
+  end
+end
+
+-- The keys whose values are known ones, compared ignoring case.
+local KNOWN_KEY = { status = true, trigger = true }
+
 local function commit_check(prefixes)
   local lowered = {}
   for prefix in pairs(prefixes) do lowered[#lowered + 1] = prefix:lower() end
@@ -206,6 +283,7 @@ end
 --
 -- * `status`, `branch`, `trigger` (triggerType), `build_type` (buildType), `user` (userId),
 --   `repo` (repoName), `tag`: a string, or a list or set of strings (`{"FAILED", "ABORTED"}`);
+--   `status` and `trigger` in any case, and only the values of `query.KNOWN` (another raises);
 -- * `commit`: a prefix of the commit id (or a list of prefixes), case-insensitive;
 -- * `since`, `until`: startTime in [since, until) (ISO time, a date, or epoch seconds);
 -- * `min_duration`, `max_duration`: duration in **seconds**, inclusive;
@@ -223,7 +301,10 @@ function M.where(spec)
   check_keys(spec)
   local checks = {}
   for key, field in pairs(FIELD_OF) do
-    if spec[key] ~= nil then checks[#checks + 1] = field_check(field, string_set(key, spec[key])) end
+    if spec[key] ~= nil then
+      local set = string_set(key, spec[key])
+      checks[#checks + 1] = KNOWN_KEY[key] and known_check(key, field, set) or field_check(field, set)
+    end
   end
   if spec.commit ~= nil then checks[#checks + 1] = commit_check(string_set("commit", spec.commit)) end
   if spec.since ~= nil or spec["until"] ~= nil then
@@ -272,14 +353,14 @@ local function each_record(source, visit)
 end
 
 --- The records of `source` (a list, or an iterator such as `client:records(...)`) that match, as
--- a new list in the same order. `spec_or_predicate` is a `where` spec table or a function.
--- From an iterator, failed builds (no record) are left out.
+-- a new list in the same order (`tostring` of it is a table of the builds). `spec_or_predicate` is
+-- a `where` spec table or a function. From an iterator, failed builds (no record) are left out.
 ---@param source table|function
 ---@param spec_or_predicate table|fun(record: table): boolean
 ---@return table[]
 function M.filter(source, spec_or_predicate)
   local keep = M.where(spec_or_predicate)
-  local out = {}
+  local out = setmetatable({}, M.RecordList)
   each_record(source, function(rec)
     if keep(rec) then out[#out + 1] = rec end
   end)
@@ -301,64 +382,22 @@ local function count_into(map, key)
   if key ~= nil then map[key] = (map[key] or 0) + 1 end
 end
 
---- "52.3s", "3m12s", "1h02m": short enough for one report line.
-local function format_seconds(seconds)
-  if seconds < 60 then return ("%.1fs"):format(seconds) end
-  local whole = math.floor(seconds + 0.5)
-  if whole < 3600 then return ("%dm%02ds"):format(floor_div(whole, 60), whole % 60) end
-  return ("%dh%02dm"):format(floor_div(whole, 3600), floor_div(whole % 3600, 60))
-end
-
---- "SUCCESS 35, FAILED 5": most frequent first, then by name.
-local function format_counts(map)
-  local keys = {}
-  for key in pairs(map) do keys[#keys + 1] = key end
-  table.sort(keys, function(a, b)
-    if map[a] ~= map[b] then return map[a] > map[b] end
-    return tostring(a) < tostring(b)
-  end)
-  local parts = {}
-  for i, key in ipairs(keys) do parts[i] = ("%s %d"):format(tostring(key), map[key]) end
-  return #parts > 0 and table.concat(parts, ", ") or "-"
-end
-
-local function format_start(iso)
-  local seconds = M.time(iso)
-  return seconds and os.date("!%Y-%m-%d %H:%M", math.floor(seconds)) or tostring(iso)
-end
-
-local Summary = {}
+local Summary = {
+  --- A short multi-line report, for print() at a REPL: codeartsbuild.view.summary_text.
+  __tostring = text_of("summary_text"),
+  __name = "codeartsbuild.summary",
+}
 Summary.__index = Summary
 
---- A short multi-line report, for print() at a REPL.
-function Summary:__tostring()
-  local lines = {}
-  local range = self.first_start and (", started %s .. %s UTC"):format(format_start(self.first_start),
-    format_start(self.last_start)) or ""
-  lines[#lines + 1] = ("%d build%s%s"):format(self.total, self.total == 1 and "" or "s", range)
-  if self.total == 0 then return lines[1] end
-  lines[#lines + 1] = "status:    " .. format_counts(self.by_status)
-  if self.success_rate then
-    lines[#lines + 1] = ("success:   %.1f%% of %d finished"):format(self.success_rate * 100, self.finished)
-  else
-    lines[#lines + 1] = "success:   - (no finished build)"
-  end
-  local d = self.duration
-  if d then
-    lines[#lines + 1] = ("duration:  min %s  p50 %s  p95 %s  max %s  (%d timed)"):format(
-      format_seconds(d.min), format_seconds(d.p50), format_seconds(d.p95), format_seconds(d.max), d.count)
-  else
-    lines[#lines + 1] = "duration:  - (no build with a duration)"
-  end
-  lines[#lines + 1] = "branches:  " .. format_counts(self.by_branch)
-  lines[#lines + 1] = "triggers:  " .. format_counts(self.by_trigger)
-  return table.concat(lines, "\n")
-end
+--- The metatable of summary()'s tables (to tell one from another table).
+M.Summary = Summary
 
 -- Statuses of builds that have not finished: they count in total and by_status, not in the rate.
 local UNFINISHED = { RUNNING = true }
 
---- Counts and statistics of a list of records (or of an iterator, as `filter` takes):
+--- Counts and statistics of a list of records (or of an iterator, as `filter` takes), and of the
+-- builds that could not be read (`errors`, the map `build_no -> err` that client:fetch() returns
+-- second, so that `cb.summary(client:fetch(...))` counts them):
 --
 -- * `total`; `by_status` (status -> count; a record without a status counts as "UNKNOWN");
 -- * `finished`: records with a status other than RUNNING; `success_rate`: SUCCESS / finished,
@@ -367,13 +406,28 @@ local UNFINISHED = { RUNNING = true }
 -- * `duration`: `{ min, p50, p95, max, count }` in **seconds** over the records that have a
 --   duration (p50/p95 are nearest-rank percentiles: always a measured value), `nil` when none;
 -- * `by_branch`, `by_trigger` (triggerType): value -> count, records without the field left out;
--- * `first_start`, `last_start`: the earliest and latest `startTime` (the record's own strings).
+-- * `first_start`, `last_start`: the earliest and latest `startTime` (the record's own strings);
+-- * `failed`: how many builds could not be read, and `errors`, those builds (`build_no -> err`):
+--   they are in none of the counts above.
 --
 -- `tostring(summary)` gives a short multi-line report.
 ---@param source table|function
+---@param errors? table<integer, table>
 ---@return table
-function M.summary(source)
-  local s = setmetatable({ total = 0, finished = 0, by_status = {}, by_branch = {}, by_trigger = {} }, Summary)
+function M.summary(source, errors)
+  if source == nil and type(errors) == "string" then
+    -- cb.summary(client:fetch(...)) where fetch failed: say why, not "got nil".
+    error("summary: no records: " .. errors, 2)
+  end
+  if errors ~= nil and type(errors) ~= "table" then
+    error(("bad argument #2 to 'summary' (table of errors expected, got %s)"):format(type(errors)), 2)
+  end
+  local s = setmetatable({ total = 0, finished = 0, by_status = {}, by_branch = {}, by_trigger = {}, failed = 0,
+    errors = setmetatable({}, M.ErrorMap) }, Summary)
+  for build_no, err in pairs(errors or {}) do
+    s.errors[build_no] = err
+    s.failed = s.failed + 1
+  end
   local successes, durations = 0, {}
   local first_seconds, last_seconds
   each_record(source, function(rec)

@@ -9,7 +9,7 @@ last GET /__arrivals/reset) and is not counted itself.
 
     python3 spec/support/arrivals.py --port-file FILE [--parent-pid PID]
 
-Prints nothing; writes its port to FILE once it listens. Goes away with its parent.
+Prints nothing; writes its port to FILE once it listens. Goes away when process PID does.
 """
 import argparse
 import json
@@ -58,6 +58,16 @@ def answer(head, arrivals):
     return OK
 
 
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 def serve(listener, parent_pid):
     selector, arrivals, buffers = selectors.DefaultSelector(), Arrivals(), {}
     selector.register(listener, selectors.EVENT_READ)
@@ -89,7 +99,7 @@ def serve(listener, parent_pid):
                 conn.setblocking(True)
                 conn.sendall(b"".join(out))
                 conn.setblocking(False)
-        if parent_pid and os.getppid() != parent_pid:
+        if parent_pid and not alive(parent_pid):
             return
 
 

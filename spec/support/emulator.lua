@@ -17,7 +17,7 @@
 --
 -- start{...} settings (also EMU_ERRORS=real etc. in the environment; emu:configure{} at run time;
 -- emu:reset() restores the start values):
---   errors = "legacy" (default) | "real"       the error contract (SERVICE-CONTRACTS §8, §11)
+--   errors = "real" (default) | "legacy"       the error contract (SERVICE-CONTRACTS §8, §11)
 --   missing_build = "403" (default) | "422" | "404" | "empty" | "absent"
 --                                                real mode: a missing build where the live answer is unknown
 --   retire_v3, retire_v4 = false (default) | true/"gateway" (404 APIG(W).0101) | "backend" (404 CB.00060214)

@@ -14,7 +14,7 @@ service on 127.0.0.1 so that tests, examples, demos and benchmarks never need th
   v1 and v4 download-log (by record id); answered from a seeded, deterministic data set (six jobs,
   records, steps and logs generated on demand) in camelCase or snake_case spelling, plus builds started
   at run time that run on the emulator's clock;
-* two error contracts, "legacy" (the default for now) and "real" (see ``Contract``), and the settings
+* two error contracts, "real" (the default) and "legacy" (see ``Contract``), and the settings
   that choose among unknowns (see ``SETTINGS``);
 * fault injection and counters through control paths under ``/__emulator/`` (no authentication).
 
@@ -23,7 +23,7 @@ Command line::
     python3 emulator.py [--port 0] [--ready-file PATH] [--tls-cert PEM --tls-key PEM]
                         [--spelling camel|snake] [--seed N] [--parent-pid PID]
                         [--max-lifetime SECONDS] [--clock-offset SECONDS]
-                        [--errors legacy|real] [--missing-build 403|422|404|empty|absent]
+                        [--errors real|legacy] [--missing-build 403|422|404|empty|absent]
                         [--retire-v3 [gateway|backend|off]] [--retire-v4 [gateway|backend|off]]
                         [--gzip] [--set NAME=VALUE]... [--big-log-bytes N] [--quiet] [--log]
     python3 emulator.py --check-vectors FILE
@@ -40,7 +40,7 @@ Settings (defaults first; at start: the default, then EMU_<NAME> in the environm
 then the command line; at run time: POST /__emulator/settings; POST /__emulator/reset restores the start
 values):
 
-* ``errors`` legacy|real: the error contract. legacy: a missing job or build is 404 CB.00062001
+* ``errors`` real|legacy: the error contract. legacy: a missing job or build is 404 CB.00062001
   everywhere, gateway errors are APIGW.xxxx in two fields, a non-GET is 405. real: a missing job 422
   DEVCB.00031006 (v1, v4) or 422 CB.00031006 (v3), a missing build 403 CB.00031059 (history-details)
   or as ``missing_build`` says, gateway errors APIG.xxxx with request_id (404 APIG.0101 for an unknown
@@ -1207,11 +1207,11 @@ def error_body(code, message):
 #
 # Two sets, chosen by the "errors" setting (see SETTINGS):
 #
-# * "legacy" (the default until the client understands the real ones): the emulator's first answers.
+# * "legacy" (kept so that both contracts stay tested): the emulator's first answers.
 #   A missing job or build is 404 CB.00062001 on every route, the gateway's codes are spelled APIGW.
 #   (the signing guide's spelling, API-NOTES §6) in a two-field body, a non-GET is 405. CB.00062001,
 #   CB.00060403 and CB.00060500 are the emulator's own placeholders: no source documents them.
-# * "real": what SERVICE-CONTRACTS.md says the service and its gateway answer, each rule below with
+# * "real" (the default): what SERVICE-CONTRACTS.md says the service and its gateway answer, each rule below with
 #   its source. Where the reference marks a behaviour unknown (?), the emulator picks one, says so,
 #   and where cheap lets a setting choose another.
 
@@ -1405,7 +1405,7 @@ def default_status_body(status):
 
 SETTINGS = (
     # name, choices (the first is the default), what it selects
-    ("errors", ("legacy", "real"), "the error contract: the emulator's old answers or the real ones"),
+    ("errors", ("real", "legacy"), "the error contract: the real answers (SERVICE-CONTRACTS.md) or the emulator's old ones"),
     ("missing_build", ("403", "422", "404", "empty", "absent"),
      "real mode: a missing build where the live answer is unknown (record-info, logs, step status)"),
     ("retire_v3", ("off", "gateway", "backend"),
@@ -2707,7 +2707,7 @@ def parse_args(argv):
     parser.add_argument("--retire-v4", nargs="?", const="gateway", choices=("off", "gateway", "backend"),
                         help="the same for /v4/ paths")
     parser.add_argument("--errors", choices=SETTING_CHOICES["errors"],
-                        help="error contract: legacy (default) or real (SERVICE-CONTRACTS.md)")
+                        help="error contract: real (default: SERVICE-CONTRACTS.md) or legacy (the old answers)")
     parser.add_argument("--missing-build", dest="missing_build", choices=SETTING_CHOICES["missing_build"],
                         help="real mode: a missing build where the live answer is unknown (default 403)")
     parser.add_argument("--gzip", action="store_const", const=True,
