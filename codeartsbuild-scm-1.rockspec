@@ -48,6 +48,7 @@ build = {
     ["codeartsbuild"] = "lua/codeartsbuild/init.lua",
     ["codeartsbuild.batch"] = "lua/codeartsbuild/batch.lua",
     ["codeartsbuild.query"] = "lua/codeartsbuild/query.lua",
+    ["codeartsbuild.usage"] = "lua/codeartsbuild/usage.lua",
     ["codeartsbuild.view"] = "lua/codeartsbuild/view.lua",
     ["codeartsbuild.cache"] = "lua/codeartsbuild/cache.lua",
     ["codeartsbuild.cli"] = "lua/codeartsbuild/cli.lua",

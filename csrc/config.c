@@ -1,13 +1,16 @@
 /* The client's settings (config.h): options, then the environment, then the credentials file. */
 #include "config.h"
 #include "buffer.h"
+#include "sign.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/crypto.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 const char *const cb_known_regions[] = {
 	"cn-north-4", "cn-north-1", "cn-east-2", "cn-south-1", "cn-east-3", "cn-south-2",
@@ -15,7 +18,6 @@ const char *const cb_known_regions[] = {
 	NULL,
 };
 
-#define CREDENTIALS_LINE_MAX 1024
 
 void cb_config_init(cb_config *cfg)
 {
@@ -50,6 +52,7 @@ const cb_environment_variable cb_environment[] = {
 	{"CODEARTSBUILD_PROJECT_ID", "the project id, sent as X-Project-Id"},
 	{"HUAWEICLOUD_SDK_PROJECT_ID", "the project id, as the official SDKs read it"},
 	{"CODEARTSBUILD_IAM_ENDPOINT", "IAM's endpoint (default https://iam.<region>.myhuaweicloud.com)"},
+	{"HUAWEICLOUD_SDK_IAM_ENDPOINT", "IAM's endpoint, as the official SDKs read it"},
 	{"CODEARTSBUILD_CA_FILE", "a PEM file of trusted CAs (default: the system's)"},
 	{"HOME", "where ~/.huaweicloud/credentials is"},
 	/* Read by transport.c, by libcurl's rules. */
@@ -81,6 +84,8 @@ void cb_config_free(cb_config *cfg)
 	free(cfg->project_id);
 	free(cfg->ca_file);
 	free(cfg->user_agent);
+	free(cfg->profile);
+	free(cfg->file_iam_endpoint);
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -97,8 +102,11 @@ typedef struct {
 	const char *ak, *sk, *security_token;
 } key_pair_names;
 
+/* What a section of the credentials file gives. */
 typedef struct {
-	char *ak, *sk, *security_token, *project_id;
+	char *ak, *sk, *security_token, *project_id, *iam_endpoint;
+	int found;          /* the section is in the file */
+	char sections[160]; /* the names of the sections, for a message: "basic, emu" */
 } credentials_file;
 
 static void credentials_file_free(credentials_file *f)
@@ -107,6 +115,7 @@ static void credentials_file_free(credentials_file *f)
 	cb_free_secret(&f->sk);
 	cb_free_secret(&f->security_token);
 	free(f->project_id);
+	free(f->iam_endpoint);
 }
 
 static char *trim_in_place(char *s)
@@ -133,39 +142,98 @@ static void set_from_line(credentials_file *f, const char *key, const char *valu
 		slot = &f->security_token;
 	else if (strcmp(key, "project_id") == 0)
 		slot = &f->project_id;
+	else if (strcmp(key, "iam_endpoint") == 0)
+		slot = &f->iam_endpoint;
 	if (slot && *value) {
 		cb_free_secret(slot);
 		*slot = cb_strdup(value);
 	}
 }
 
-/* Reads the [basic] section of the SDK's INI credentials file. Returns 0 when the file was read,
- * 1 when it does not exist, -1 when it cannot be read. */
-static int read_credentials_file(const char *path, credentials_file *f)
-{
-	char line[CREDENTIALS_LINE_MAX];
-	int in_basic = 0;
-	FILE *fp = fopen(path, "r");
+#define CREDENTIALS_FILE_MAX (1 << 20)
 
-	if (fp == NULL)
-		return errno == ENOENT ? 1 : -1;
-	while (fgets(line, sizeof line, fp)) {
-		char *s = trim_in_place(line), *eq;
-		if (*s == '#' || *s == ';' || *s == '\0')
+/* The whole file into text, refusing what is not a regular file before reading anything (a FIFO
+ * would block, a device never end). 0, 1 (no such file), or -1 with a message. */
+static int read_file(const char *path, cb_buffer *text, char *msg, size_t msglen)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* O_NONBLOCK: opening a FIFO does not wait */
+	struct stat st;
+	ssize_t n;
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		snprintf(msg, msglen, "cannot read the credentials file: %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CREDENTIALS_FILE_MAX) {
+		snprintf(msg, msglen, "the credentials file %s is %s", path,
+			 S_ISDIR(st.st_mode) ? "a directory" : S_ISREG(st.st_mode) ? "larger than 1 MiB" :
+			 "not a regular file (a FIFO, socket or device)");
+		close(fd);
+		return -1;
+	}
+	if (cb_buffer_reserve_exact(text, (size_t)st.st_size) != 0) {
+		close(fd);
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	while (text->len < (size_t)st.st_size) {
+		n = read(fd, text->data + text->len, (size_t)st.st_size - text->len);
+		if (n < 0 && errno == EINTR)
 			continue;
-		if (*s == '[') {
-			in_basic = strcmp(s, "[basic]") == 0;
+		if (n <= 0)
+			break;
+		text->len += (size_t)n;
+	}
+	text->data[text->len] = '\0';
+	close(fd);
+	return 0;
+}
+
+static void note_section(credentials_file *f, const char *name)
+{
+	size_t used = strlen(f->sections);
+
+	if (used + strlen(name) + 3 < sizeof f->sections)
+		snprintf(f->sections + used, sizeof f->sections - used, "%s%s", used ? ", " : "", name);
+}
+
+/* The SDK's format (Python's configparser): [section] headers, `key = value` or `key: value`, keys
+ * in any case, # and ; comment lines; any line length; a UTF-8 BOM first is skipped. */
+static void parse_credentials(char *text, size_t len, const char *section, credentials_file *f)
+{
+	char *p = text, *end = text + len;
+	int inside = 0;
+
+	if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+		p += 3;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p)), *line, *sep, *k;
+		if (nl)
+			*nl = '\0';
+		line = trim_in_place(p);
+		p = nl ? nl + 1 : end;
+		if (*line == '\0' || *line == '#' || *line == ';')
+			continue;
+		if (*line == '[') {
+			char *close = strrchr(line, ']');
+			if (close == NULL || close[1] != '\0')
+				continue;
+			*close = '\0';
+			line = trim_in_place(line + 1);
+			inside = strcmp(line, section) == 0;
+			f->found |= inside;
+			note_section(f, line);
 			continue;
 		}
-		eq = strchr(s, '=');
-		if (!in_basic || eq == NULL)
+		if (!inside || (sep = strpbrk(line, "=:")) == NULL)
 			continue;
-		*eq = '\0';
-		set_from_line(f, trim_in_place(s), trim_in_place(eq + 1));
+		*sep = '\0';
+		for (k = line; *k; k++)
+			*k = (char)tolower((unsigned char)*k);
+		set_from_line(f, trim_in_place(line), trim_in_place(sep + 1));
 	}
-	OPENSSL_cleanse(line, sizeof line);
-	fclose(fp);
-	return 0;
 }
 
 static int take_pair_from_env(cb_config *cfg, const key_pair_names *names, const char *source,
@@ -221,43 +289,58 @@ static const char *credentials_path(char *buf, size_t len)
 	return buf;
 }
 
+/* The credentials of section [basic] of the file (or [profile]): 0 when it gave a key pair, 1 when it
+ * has none (no file, no such keys), -1 with a message. A profile asked for by name must be there. */
 static int take_credentials_file(cb_config *cfg, char *msg, size_t msglen)
 {
 	char buf[4096];
-	credentials_file f = {NULL, NULL, NULL, NULL};
-	const char *path = credentials_path(buf, sizeof buf);
+	credentials_file f;
+	cb_buffer text = CB_BUFFER_INIT;
+	const char *path = credentials_path(buf, sizeof buf), *section = cfg->profile ? cfg->profile : "basic";
 	int rc;
 
+	memset(&f, 0, sizeof f);
+	if (path == NULL && cfg->profile) {
+		snprintf(msg, msglen, "no credentials file: neither HUAWEICLOUD_SDK_CREDENTIALS_FILE nor HOME is set");
+		return -1;
+	}
 	if (path == NULL)
 		return 1;
-	rc = read_credentials_file(path, &f);
-	if (rc == 1 && env("HUAWEICLOUD_SDK_CREDENTIALS_FILE")) {
-		snprintf(msg, msglen, "HUAWEICLOUD_SDK_CREDENTIALS_FILE names a file that does not exist");
+	rc = read_file(path, &text, msg, msglen);
+	if (rc == 1 && (cfg->profile || env("HUAWEICLOUD_SDK_CREDENTIALS_FILE"))) {
+		snprintf(msg, msglen, "cannot read the credentials file: %s: %s%s", path, strerror(ENOENT),
+			 env("HUAWEICLOUD_SDK_CREDENTIALS_FILE") ? " (named by HUAWEICLOUD_SDK_CREDENTIALS_FILE)" : "");
 		return -1;
 	}
-	if (rc < 0) {
-		snprintf(msg, msglen, "cannot read the credentials file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (rc == 0 && (f.ak || f.sk) && !(f.ak && f.sk)) {
-		snprintf(msg, msglen, "the credentials file %s has %s but not %s", path,
-			 f.ak ? "ak" : "sk", f.ak ? "sk" : "ak");
-		credentials_file_free(&f);
-		return -1;
-	}
-	if (rc == 0 && f.ak) {
+	if (rc != 0)
+		return rc;
+	parse_credentials(text.data, text.len, section, &f);
+	cb_buffer_wipe(&text);
+	if (cfg->profile && !f.found) {
+		snprintf(msg, msglen, "%s has no section [%s]%s%s%s", path, section, f.sections[0] ? " (its sections: " : "",
+			 f.sections, f.sections[0] ? ")" : "");
+		rc = -1;
+	} else if ((f.ak || f.sk || cfg->profile) && !(f.ak && f.sk)) {
+		snprintf(msg, msglen, "section [%s] of %s has no %s (a profile needs both ak and sk)", section, path,
+			 f.ak ? "sk" : "ak");
+		rc = -1;
+	} else if (f.ak) {
 		cfg->ak = f.ak;
 		cfg->sk = f.sk;
 		cfg->security_token = f.security_token;
 		f.ak = f.sk = f.security_token = NULL;
-		cfg->credential_source = "credentials file";
+		cfg->credential_source = cfg->profile ? "credentials file (profile)" : "credentials file";
 	}
 	if (!cfg->project_id && f.project_id) {
 		cfg->project_id = f.project_id;
 		f.project_id = NULL;
 	}
+	if (!cfg->file_iam_endpoint && f.iam_endpoint) {
+		cfg->file_iam_endpoint = f.iam_endpoint;
+		f.iam_endpoint = NULL;
+	}
 	credentials_file_free(&f);
-	return cfg->ak ? 0 : 1;
+	return rc < 0 ? -1 : cfg->ak ? 0 : 1;
 }
 
 static int resolve_credentials(cb_config *cfg, char *msg, size_t msglen)
@@ -283,6 +366,8 @@ static int resolve_credentials(cb_config *cfg, char *msg, size_t msglen)
 		cfg->credential_source = "options";
 		return 0;
 	}
+	if (cfg->profile) /* asked for by name: it wins over the environment's keys */
+		return take_credentials_file(cfg, msg, msglen);
 	if (env("CODEARTSBUILD_TOKEN")) {
 		cfg->token = cb_strdup(env("CODEARTSBUILD_TOKEN"));
 		cfg->credential_source = "CODEARTSBUILD_TOKEN";
@@ -320,40 +405,69 @@ static int resolve_project_id(cb_config *cfg)
 
 /* ---- endpoint ---- */
 
+/* A literal 127.0.0.0/8 address: four decimal numbers of at most 255, the first 127. */
+static int is_loopback_ipv4(const char *host, size_t len)
+{
+	size_t i = 0;
+	int part;
+
+	for (part = 0; part < 4; part++) {
+		unsigned value = 0, digits = 0;
+		while (i < len && host[i] >= '0' && host[i] <= '9' && digits < 4)
+			value = value * 10 + (unsigned)(host[i++] - '0'), digits++;
+		if (digits == 0 || digits > 3 || value > 255 || (part == 0 && value != 127))
+			return 0;
+		if (part < 3 && (i >= len || host[i++] != '.'))
+			return 0;
+	}
+	return i == len;
+}
+
+/* Plain http:// is for these only: 127.0.0.0/8 literals, localhost and [::1] (not a name that
+ * merely begins with 127., which may resolve anywhere). */
 static int is_loopback_host(const char *host, size_t len)
 {
-	if (len == 9 && strncmp(host, "localhost", 9) == 0)
-		return 1;
-	if (len == 5 && strncmp(host, "[::1]", 5) == 0)
-		return 1;
-	return len >= 4 && strncmp(host, "127.", 4) == 0;
+	return (len == 9 && memcmp(host, "localhost", 9) == 0) || (len == 5 && memcmp(host, "[::1]", 5) == 0) ||
+	       is_loopback_ipv4(host, len);
 }
 
-static int authority_char_ok(char c)
+/* The host of an authority (host[:port]): its length, or 0 when the authority is not one: a name of
+ * letters, digits, '.' and '-', or an IPv6 literal in brackets; then nothing, or ':' and a port of
+ * 1 to 65535 in decimal digits. */
+static size_t host_length(const char *a, size_t n)
 {
-	return isalnum((unsigned char)c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
-}
+	size_t i = 0, digits = 0;
+	unsigned long port = 0;
 
-static const char *host_end_of(const char *authority, const char *end)
-{
-	const char *p;
-
-	if (authority[0] == '[') {
-		p = memchr(authority, ']', (size_t)(end - authority));
-		return p ? p + 1 : end;
+	if (n > 0 && a[0] == '[') {
+		for (i = 1; i < n && (isxdigit((unsigned char)a[i]) || a[i] == ':' || a[i] == '.'); i++)
+			;
+		if (i < 3 || i >= n || a[i++] != ']')
+			return 0;
+	} else {
+		for (; i < n && (isalnum((unsigned char)a[i]) || a[i] == '.' || a[i] == '-'); i++)
+			;
+		if (i == 0)
+			return 0;
 	}
-	p = memchr(authority, ':', (size_t)(end - authority));
-	return p ? p : end;
+	if (i == n)
+		return i;
+	if (a[i] != ':')
+		return 0;
+	for (digits = 0; i + 1 + digits < n && isdigit((unsigned char)a[i + 1 + digits]) && digits < 6; digits++)
+		port = port * 10 + (unsigned long)(a[i + 1 + digits] - '0');
+	return i + 1 + digits == n && digits > 0 && port >= 1 && port <= 65535 ? i : 0;
 }
 
 /* Accepts scheme://host[:port][/] into *endpoint_slot (no trailing slash) and *host_slot. */
 static int set_url(cb_config *cfg, const char *url, char **endpoint_slot, char **host_slot, char *msg, size_t msglen)
 {
-	static const char shape[] = "endpoint must be scheme://host[:port], without a path, query or user name";
+	static const char shape[] = "endpoint must be scheme://host[:port] (a port from 1 to 65535), without a path, "
+				    "query or user name";
 	const char *authority, *end;
 	char *endpoint, *host;
 	int https = strncmp(url, "https://", 8) == 0;
-	size_t i;
+	size_t host_len;
 
 	if (!https && strncmp(url, "http://", 7) != 0) {
 		snprintf(msg, msglen, "endpoint must start with https:// (or http:// for a loopback host)");
@@ -361,18 +475,12 @@ static int set_url(cb_config *cfg, const char *url, char **endpoint_slot, char *
 	}
 	authority = url + (https ? 8 : 7);
 	end = authority + strcspn(authority, "/?#");
-	if (end == authority || (*end && strcmp(end, "/") != 0)) {
+	host_len = host_length(authority, (size_t)(end - authority));
+	if (host_len == 0 || (*end && strcmp(end, "/") != 0)) {
 		snprintf(msg, msglen, "%s", shape);
 		return -1;
 	}
-	for (i = 0; authority + i < end; i++) {
-		if (!authority_char_ok(authority[i])) {
-			snprintf(msg, msglen, "%s", shape);
-			return -1;
-		}
-	}
-	if (!https && !cfg->allow_http &&
-	    !is_loopback_host(authority, (size_t)(host_end_of(authority, end) - authority))) {
+	if (!https && !cfg->allow_http && !is_loopback_host(authority, host_len)) {
 		snprintf(msg, msglen, "plain http:// is only used for a loopback host unless allow_http = true");
 		return -1;
 	}
@@ -391,6 +499,20 @@ static int set_endpoint(cb_config *cfg, const char *url, char *msg, size_t msgle
 	return set_url(cfg, url, &cfg->endpoint, &cfg->host, msg, msglen);
 }
 
+/* IAM's endpoint when no option gave it: CODEARTSBUILD_IAM_ENDPOINT, the official SDKs'
+ * HUAWEICLOUD_SDK_IAM_ENDPOINT, the credentials file's iam_endpoint (the region's comes later). */
+static void take_iam_endpoint(cb_config *cfg)
+{
+	const char *from_env = env("CODEARTSBUILD_IAM_ENDPOINT");
+
+	if (!from_env)
+		from_env = env("HUAWEICLOUD_SDK_IAM_ENDPOINT");
+	if (!cfg->iam_endpoint && from_env)
+		cfg->iam_endpoint = cb_strdup(from_env);
+	if (!cfg->iam_endpoint && cfg->file_iam_endpoint)
+		cfg->iam_endpoint = cb_strdup(cfg->file_iam_endpoint);
+}
+
 /* The IAM service: option iam_endpoint, CODEARTSBUILD_IAM_ENDPOINT, or the region's. The token is
  * scoped to the project named iam.project, or the region. */
 static int resolve_iam(cb_config *cfg, char *msg, size_t msglen)
@@ -401,8 +523,7 @@ static int resolve_iam(cb_config *cfg, char *msg, size_t msglen)
 		/* AK/SK without a project id look it up in IAM when the region is known. */
 		if (!cfg->ak || cfg->project_id || !cfg->region)
 			return 0;
-		if (!cfg->iam_endpoint && env("CODEARTSBUILD_IAM_ENDPOINT"))
-			cfg->iam_endpoint = cb_strdup(env("CODEARTSBUILD_IAM_ENDPOINT"));
+		take_iam_endpoint(cfg);
 		if (!cfg->iam_endpoint && strlen(cfg->region) <= 48) {
 			snprintf(url, sizeof url, "https://iam.%s.myhuaweicloud.com", cfg->region);
 			cfg->iam_endpoint = cb_strdup(url);
@@ -419,8 +540,7 @@ static int resolve_iam(cb_config *cfg, char *msg, size_t msglen)
 		snprintf(msg, msglen, "iam needs a region (or iam.project) to scope its token to");
 		return -1;
 	}
-	if (!cfg->iam_endpoint && env("CODEARTSBUILD_IAM_ENDPOINT"))
-		cfg->iam_endpoint = cb_strdup(env("CODEARTSBUILD_IAM_ENDPOINT"));
+	take_iam_endpoint(cfg);
 	if (!cfg->iam_endpoint) {
 		if (!cfg->region || strlen(cfg->region) > 48) {
 			snprintf(msg, msglen, "iam needs a region or iam_endpoint= (CODEARTSBUILD_IAM_ENDPOINT)");
@@ -447,8 +567,9 @@ static int set_region_endpoint(cb_config *cfg, const char *region, char *msg, si
 	const char *override;
 	size_t i, prefix = strlen("HUAWEICLOUD_SDK_REGION_CODEARTSBUILD_");
 
-	if (strlen(region) > 48) {
-		snprintf(msg, msglen, "region name too long");
+	if (strlen(region) > 48 || strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(region) ||
+	    !region[0]) {
+		snprintf(msg, msglen, "a region is lower-case letters, digits and '-' (cn-north-4), at most 48 of them");
 		return -1;
 	}
 	memcpy(name, "HUAWEICLOUD_SDK_REGION_CODEARTSBUILD_", prefix);
@@ -459,8 +580,12 @@ static int set_region_endpoint(cb_config *cfg, const char *region, char *msg, si
 		free(cfg->region);
 		cfg->region = cb_strdup(region);
 	}
-	if ((override = env(name)) != NULL)
-		return set_endpoint(cfg, override, msg, msglen);
+	if ((override = env(name)) != NULL) {
+		/* The SDKs take a comma-separated list of endpoints there: the first is used. */
+		char first[512];
+		snprintf(first, sizeof first, "%.*s", (int)strcspn(override, ","), override);
+		return set_endpoint(cfg, trim_in_place(first), msg, msglen);
+	}
 	if (!region_is_known(region)) {
 		snprintf(msg, msglen,
 			 "unknown region '%.48s': pass endpoint= (or set CODEARTSBUILD_ENDPOINT or %s) for a "
@@ -492,6 +617,27 @@ static int resolve_endpoint(cb_config *cfg, char *msg, size_t msglen)
 	return -1;
 }
 
+/* The values that go into headers, from wherever they came (the options were checked already). */
+static int check_header_values(const cb_config *cfg, char *msg, size_t msglen)
+{
+	const struct {
+		const char *name, *value;
+	} values[] = {
+		{"the token", cfg->token}, {"the access key", cfg->ak}, {"the security token", cfg->security_token},
+		{"the project id", cfg->project_id}, {"the user agent", cfg->user_agent},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof values / sizeof values[0]; i++) {
+		if (values[i].value && !cb_header_value_ok(values[i].value, strlen(values[i].value))) {
+			snprintf(msg, msglen, "%s holds a control character (CR, LF, ...), which would go onto the wire",
+				 values[i].name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int cb_config_resolve(cb_config *cfg, char *msg, size_t msglen)
 {
 	if (resolve_endpoint(cfg, msg, msglen) != 0)
@@ -501,6 +647,8 @@ int cb_config_resolve(cb_config *cfg, char *msg, size_t msglen)
 	resolve_project_id(cfg);
 	if (!cfg->ca_file && env("CODEARTSBUILD_CA_FILE"))
 		cfg->ca_file = cb_strdup(env("CODEARTSBUILD_CA_FILE"));
+	if (check_header_values(cfg, msg, msglen) != 0)
+		return -1;
 	if ((cfg->ak && (!cfg->ak[0] || !cfg->sk[0])) || (cfg->token && !cfg->token[0]) ||
 	    (cfg->iam_user && (!cfg->iam_user[0] || !cfg->iam_password[0]))) {
 		snprintf(msg, msglen, "empty credentials");

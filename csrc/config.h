@@ -24,6 +24,8 @@ typedef struct {
 	char *token, *ak, *sk, *security_token, *project_id;
 	char *iam_user, *iam_password, *iam_domain, *iam_project;
 	char *iam_endpoint, *iam_host; /* like endpoint and host, for the IAM service */
+	char *profile;                 /* the credentials file's section to read ("basic" when NULL) */
+	char *file_iam_endpoint;       /* the credentials file's iam_endpoint, until resolved */
 	const char *credential_source; /* names where the credentials came from, never their value */
 	/* Transport. */
 	char *ca_file, *user_agent;

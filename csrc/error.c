@@ -22,6 +22,35 @@ void cb_failure_set(cb_failure *f, const char *kind, const char *fmt, ...)
 	va_end(ap);
 }
 
+void cb_failure_set_redacted(cb_failure *f, const char *kind, const char *text)
+{
+	const char *p = text, *scheme;
+	size_t used = 0;
+
+	f->kind = kind;
+	/* Copies text, putting *** for the user name and password of every URL in it: libcurl quotes a
+	 * proxy URL as it was given ("Unsupported proxy syntax in 'http://user:password@...'"). */
+	while (*p && used + 1 < sizeof f->text) {
+		size_t n, userinfo;
+		scheme = strstr(p, "://");
+		n = scheme ? (size_t)(scheme - p) + 3 : strlen(p);
+		n = n < sizeof f->text - used - 1 ? n : sizeof f->text - used - 1;
+		memcpy(f->text + used, p, n);
+		used += n;
+		p += n;
+		if (!scheme)
+			break;
+		userinfo = strcspn(p, "@/ '\"");
+		if (p[userinfo] == '@') {
+			n = used + 3 < sizeof f->text ? 3 : sizeof f->text - used - 1;
+			memcpy(f->text + used, "***", n);
+			used += n;
+			p += userinfo;
+		}
+	}
+	f->text[used] = '\0';
+}
+
 void cb_failure_prefix(cb_failure *f, const char *fmt, ...)
 {
 	char text[sizeof f->text];

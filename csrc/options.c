@@ -16,6 +16,7 @@ typedef struct {
 	const char *name;
 	option_type type;
 	size_t offset; /* into cb_config */
+	int header;    /* strings: goes into a request header, so no control character */
 	/* Numbers: the unit (in messages), the range, whether it must be whole, how it is stored. */
 	const char *unit;
 	double low, high;
@@ -24,27 +25,29 @@ typedef struct {
 } option;
 
 #define AT(field) offsetof(cb_config, field)
-#define STRING(name, field) {name, OPT_STRING, AT(field), NULL, 0, 0, 0, 0, AS_NONE}
-#define BOOLEAN(name, field) {name, OPT_BOOLEAN, AT(field), NULL, 0, 0, 0, 0, AS_NONE}
+#define STRING(name, field) {name, OPT_STRING, AT(field), 0, NULL, 0, 0, 0, 0, AS_NONE}
+#define HEADER(name, field) {name, OPT_STRING, AT(field), 1, NULL, 0, 0, 0, 0, AS_NONE}
+#define BOOLEAN(name, field) {name, OPT_BOOLEAN, AT(field), 0, NULL, 0, 0, 0, 0, AS_NONE}
 #define NUMBER(name, field, unit, low, low_included, high, whole, storage) \
-	{name, OPT_NUMBER, AT(field), unit, low, high, low_included, whole, storage}
+	{name, OPT_NUMBER, AT(field), 0, unit, low, high, low_included, whole, storage}
 
 static const option options[] = {
 	STRING("region", region),
 	STRING("endpoint", endpoint),
-	STRING("ak", ak),
+	HEADER("ak", ak),
 	STRING("sk", sk),
-	STRING("project_id", project_id),
-	STRING("security_token", security_token),
-	STRING("token", token),
+	HEADER("project_id", project_id),
+	HEADER("security_token", security_token),
+	HEADER("token", token),
 	STRING("ca_file", ca_file),
-	STRING("user_agent", user_agent),
+	HEADER("user_agent", user_agent),
 	STRING("iam_endpoint", iam_endpoint),
+	STRING("profile", profile),
 	BOOLEAN("insecure", insecure),
 	BOOLEAN("allow_http", allow_http),
-	{"api", OPT_API, AT(api_mode), NULL, 0, 0, 0, 0, AS_NONE},
-	{"iam", OPT_IAM, 0, NULL, 0, 0, 0, 0, AS_NONE},
-	{"on_event", OPT_FUNCTION, 0, NULL, 0, 0, 0, 0, AS_NONE},
+	{"api", OPT_API, AT(api_mode), 0, NULL, 0, 0, 0, 0, AS_NONE},
+	{"iam", OPT_IAM, 0, 0, NULL, 0, 0, 0, 0, AS_NONE},
+	{"on_event", OPT_FUNCTION, 0, 0, NULL, 0, 0, 0, 0, AS_NONE},
 	NUMBER("timeout", timeout_ms, "seconds", 0, 0, 86400, 0, AS_MS),
 	NUMBER("connect_timeout", connect_timeout_ms, "seconds", 0, 0, 86400, 0, AS_MS),
 	NUMBER("max_body", max_body, "bytes", 1024, 1, 1073741824.0, 1, AS_SIZE),
@@ -192,9 +195,18 @@ static const option *find_option(lua_State *L, int key)
 
 static int set_option(lua_State *L, int v, const option *o, cb_config *cfg, int *on_event, cb_failure *f)
 {
+	size_t len;
+	const char *text;
+
 	switch (o->type) {
 	case OPT_STRING:
 		set_string(L, v, o->name, (char **)slot(cfg, o));
+		text = lua_tolstring(L, v, &len);
+		if (memchr(text, '\0', len) != NULL || (o->header && !cb_header_value_ok(text, len))) {
+			cb_failure_set(f, "invalid", "option '%s' holds a %s", o->name, o->header ?
+				       "control character (CR, LF, NUL, ...), which would go onto the wire" : "NUL byte");
+			return -1;
+		}
 		return 0;
 	case OPT_BOOLEAN:
 		if (lua_type(L, v) != LUA_TBOOLEAN)

@@ -57,6 +57,8 @@ void cb_failure_set(cb_failure *f, const char *kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)))
 #endif
 	;
+/* Sets the kind and the text, the user name and password of any URL in it replaced with ***. */
+void cb_failure_set_redacted(cb_failure *f, const char *kind, const char *text);
 /* Puts the formatted prefix before f->text (whose end is cut when it no longer fits). */
 void cb_failure_prefix(cb_failure *f, const char *fmt, ...)
 #if defined(__GNUC__)

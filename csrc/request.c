@@ -82,12 +82,13 @@ cb_transfer *cb_request_submit_iam(cb_client *c, int kind, const char *path, con
 
 /* ---- settling ---- */
 
+/* tls is for certificates and their verification; a handshake that failed (a connection reset in
+ * its middle, mostly: CURLE_SSL_CONNECT_ERROR) is a network failure, and retried. */
 static const char *curl_failure_kind(CURLcode rc)
 {
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
 		return "timeout";
-	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_CIPHER:
@@ -163,7 +164,7 @@ int cb_request_settle_failure(lua_State *L, cb_transfer *t)
 	if (t->body_too_large || t->result == CURLE_FILESIZE_EXCEEDED)
 		cb_failure_set(f, "decode", "response body larger than max_body (%lu bytes)", (unsigned long)t->max_body);
 	else if (t->result != CURLE_OK)
-		cb_failure_set(f, curl_failure_kind(t->result), "%s", t->error[0] ? t->error : curl_easy_strerror(t->result));
+		cb_failure_set_redacted(f, curl_failure_kind(t->result), t->error[0] ? t->error : curl_easy_strerror(t->result));
 	else
 		set_http_failure(L, f, t);
 	f->retryable = f->retryable && t->attempts > 0;
@@ -266,7 +267,7 @@ static int push_decoded_record(lua_State *L, int body, const request_ctx *ctx, c
 	int state = lua_gettop(L) + 2, type;
 
 	lua_getfield(L, body, "result");
-	type = lua_type(L, -1);
+	type = cb_is_json_null(L, -1) ? LUA_TNIL : lua_type(L, -1);
 	if (type == LUA_TNIL || (type == LUA_TTABLE && is_empty_table(L, lua_gettop(L)))) {
 		no_record(f, ctx, type == LUA_TNIL ? "no result in the response" : "an empty result");
 		return 0;

@@ -286,7 +286,7 @@ void cb_engine_free(cb_engine *e)
 /* The engines a forked child let go of. Their memory is a copy of the parent's live engine: freeing
  * it through libcurl would shut the parent's TLS sessions down (SSL_shutdown writes close_notify,
  * and libcurl reads what is waiting first), so it stays allocated, and reachable from here. */
-static cb_engine *abandoned[8];
+static cb_engine *volatile abandoned[8]; /* volatile: stores to a list nobody reads must stay */
 static size_t abandoned_count;
 
 long long cb_engine_abandon(cb_engine *e)

@@ -40,6 +40,7 @@ end
 local missing, message, err = client:record_info(job, 2147483647)
 assert(missing == nil)
 print("missing:  " .. message)
-print(("          kind=%s status=%s code=%s"):format(err.kind, tostring(err.status), tostring(err.code)))
+print(("          kind=%s what=%s status=%s code=%s"):format(err.kind, tostring(err.what), tostring(err.status),
+  tostring(err.code)))
 
 client:close()

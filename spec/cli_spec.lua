@@ -288,12 +288,22 @@ describe("bin/codeartsbuild", function()
       assert.is_nil(out:find("\\/", 1, true))
     end)
 
+    it("exit status 1 and one line saying so when the job does not exist", function()
+      local missing = ("9"):rep(32)
+      local out, err, status = cli({ "record", missing, "1" }, env)
+      assert.are.equal(1, status)
+      assert.are.equal("", out)
+      assert.is_true(one_line(err), err)
+      assert.truthy(err:find("^codeartsbuild: job " .. missing .. " not found %(HTTP 422: DEVCB.00031006"), err)
+    end)
+
     it("exit status 1 and one line naming the failure when the build does not exist", function()
       local out, err, status = cli({ "record", JOB, "2147483647" }, env)
       assert.are.equal(1, status)
       assert.are.equal("", out)
       assert.is_true(one_line(err), err)
-      assert.truthy(err:find("^codeartsbuild: build 2147483647 of job " .. JOB .. ": HTTP 404: CB.00062001"), err)
+      assert.truthy(err:find("^codeartsbuild: build 2147483647 of job " .. JOB .. " not found %(HTTP 403: CB.00031059"),
+        err)
     end)
   end)
 
@@ -422,6 +432,17 @@ describe("bin/codeartsbuild", function()
         assert.are.equal(rec.duration and ("%.0f"):format(rec.duration) or "", fields[10])
         assert.are.equal(rec.errMsg or "", fields[14])
       end
+    end)
+
+    it("--csv keeps a cell a spreadsheet would run as a formula from being one", function()
+      emu:faults{ { action = "field", field = "result.branch", json = '"=HYPERLINK(\\"http://evil.example\\")"',
+        job_id = JOB, build_no = 1199 }, { action = "field", field = "result.errMsg", json = '"-1+2"', job_id = JOB,
+        build_no = 1198 } }
+      local out, err, status = cli({ "list", JOB, "--from", "1198", "--to", "1199", "--csv", "--no-cache" }, env)
+      assert.are.equal(0, status, err)
+      assert.are.equal("'-1+2", csv_fields(lines_of(out)[2])[14])
+      assert.are.equal("'=HYPERLINK(\"http://evil.example\")", csv_fields(lines_of(out)[3])[3])
+      emu:clear_faults()
     end)
 
     it("names the builds that could not be read in one line, prints the others, exit status 1", function()
@@ -701,14 +722,14 @@ describe("bin/codeartsbuild", function()
       assert.truthy(lines[1]:find("^codeartsbuild: GET /v1/job/" .. JOB .. "/running%-status 200, 1 attempt, %d+ ms, "
         .. "request id %x+$"), lines[1])
       for i = 2, 4 do
-        assert.truthy(lines[i]:find("^codeartsbuild: GET /v3/jobs/" .. JOB .. "/1[12]%d%d/record%-info 200, 1 attempt, "
-          .. "%d+ ms, request id %x+$"), lines[i])
+        assert.truthy(lines[i]:find("^codeartsbuild: GET /v1/record/" .. JOB .. "/1[12]%d%d/record%-info 200, "
+          .. "1 attempt, %d+ ms, request id %x+$"), lines[i])
       end
       for _, secret in ipairs{ emu.ak, emu.sk, emu.project_id } do assert.is_nil(err:find(secret, 1, true)) end
       -- A failed request says how it ended; with the cache, the cache's line ends the report.
       out, err = cli({ "record", JOB, "2147483647", "-v" }, env)
       assert.are.equal("", out)
-      assert.truthy(err:find("record%-info 404, 1 attempt, %d+ ms, request id %x+\n"), err)
+      assert.truthy(err:find("record%-info 403, 1 attempt, %d+ ms, request id %x+\n"), err)
       assert.truthy(err:find("\ncodeartsbuild: cache .+: 0 builds read from it, 0 kept\n"), err)
     end)
   end)
@@ -742,11 +763,11 @@ describe("bin/codeartsbuild", function()
       assert.are.equal(0, status, err)
       local endpoint = emu.url:gsub("%p", "%%%0")
       assert.truthy(out:find("^endpoint      " .. endpoint .. " %(from CODEARTSBUILD_ENDPOINT%)\n"), out)
-      assert.truthy(out:find("\napi           auto, in use: v3\n", 1, true), out)
+      assert.truthy(out:find("\napi           auto, in use: v1\n", 1, true), out)
       assert.truthy(out:find("\ncredentials   AK/SK, from HUAWEICLOUD_SDK_AK/SK\n", 1, true), out)
       assert.truthy(out:find("\nproject id    " .. emu.project_id .. "\n", 1, true), out)
       assert.truthy(out:find("\ncache         /.-/%.cache/codeartsbuild\n"), out)
-      assert.truthy(out:find("\nrequest       the service answered (HTTP 404): the credentials are accepted\n",
+      assert.truthy(out:find("\nrequest       the service answered (HTTP 422): the credentials are accepted\n",
         1, true), out)
       assert.are.equal(1, requests())
       out = cli({ "config", JOB, "--no-cache" }, env)

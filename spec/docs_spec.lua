@@ -256,8 +256,8 @@ describe("the examples", function()
     for n in csv:gmatch("\n(%d+),FAILED,") do listed[#listed + 1] = tonumber(n) end
     assert.are.same(failed, listed)
     assert.truthy(out:find("\n" .. records[61].commit .. "\n", 1, true), out)
-    assert.truthy(out:find("codeartsbuild: build 2147483647 of job " .. JOB .. ": HTTP 404", 1, true), out)
-    assert.truthy(out:find("\nrequest       the service answered (HTTP 404): the credentials are accepted\n", 1,
+    assert.truthy(out:find("codeartsbuild: build 2147483647 of job " .. JOB .. " not found (HTTP 403", 1, true), out)
+    assert.truthy(out:find("\nrequest       the service answered (HTTP 422): the credentials are accepted\n", 1,
       true), out)
     assert.truthy(out:find("== the builds of the last day, from the history API\nBUILD  RESULT ", 1, true), out)
     assert.truthy(out:find("\n 1200  RUNNING  ", 1, true), out)

@@ -286,8 +286,8 @@ describe("errors", function()
       assert.are.same({ "not_found", "build", 403, "CB.00031059", false },
         { err.kind, err.what, err.status, err.code, err.retryable })
       assert_record_failure(err, JOB, 99999)
-      assert.truthy(err.message:find(("^record_info %s/99999: build 99999 of job %s not found %%(HTTP 403: CB.00031059 ")
-        :format(JOB, JOB)), err.message)
+      local start = "^record_info %s/99999: build 99999 of job %s not found %%(HTTP 403: CB.00031059 "
+      assert.truthy(err.message:find(start:format(JOB, JOB)), err.message)
     end)
 
     it("a missing job is 422 DEVCB.00031006, kind not_found of a job", function()

@@ -13,7 +13,7 @@ describe("examples/quickstart.lua", function()
     for n = 56, 60 do
       assert.truthy(out:find("\n          #" .. n .. " %u+ "), out)
     end
-    assert.truthy(out:find("kind=not_found status=404 code=CB.00062001", 1, true), out)
+    assert.truthy(out:find("kind=not_found what=build status=403 code=CB.00031059", 1, true), out)
   end)
 end)
 

@@ -300,7 +300,7 @@ describe("in Neovim #once", function()
       all[#all + 1] = note.message
     end
     local text = table.concat(all, "\n")
-    assert.truthy(text:find("HTTP 404", 1, true), text)
+    assert.truthy(text:find("build 99999 of job " .. JOB .. " not found (HTTP 403", 1, true), text)
     assert.truthy(text:find("invalid job_id", 1, true), text)
     assert.truthy(text:find("usage: :CodeArtsBuild", 1, true), text)
   end)
@@ -341,7 +341,7 @@ describe("in Neovim #once", function()
     end
     assert.truthy(text:find("HUAWEICLOUD_SDK_SK is set", 1, true), text)
     assert.truthy(text:find("CODEARTSBUILD_TOKEN is not set", 1, true), text)
-    assert.truthy(text:find("one request: the service answered HTTP 404 for a job that does not exist: the "
+    assert.truthy(text:find("one request: the service answered HTTP 422 for a job that does not exist: the "
       .. "credentials are accepted", 1, true), text)
     assert.is_nil(text:find(emu.ak, 1, true))
     assert.truthy(text:find("codeartsbuild.core %d+%.%d+%.%d+ is loaded"), text)

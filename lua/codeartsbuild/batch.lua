@@ -16,6 +16,7 @@
 -- early cancels what it still has in flight.
 local core = require "codeartsbuild.core"
 local query = require "codeartsbuild.query"
+local usage = require "codeartsbuild.usage"
 local cache = require "codeartsbuild.cache"
 
 local methods = core.client_methods
@@ -42,9 +43,9 @@ local function failure(kind, message, fields)
 end
 
 --- nil when job_id is fine; else nil, message, err (kind invalid). A non-string raises, as the core does.
-local function check_job_id(caller, job_id, level)
+local function check_job_id(caller, job_id)
   if type(job_id) ~= "string" then
-    error(("bad argument #1 to '%s' (string expected, got %s)"):format(caller, type(job_id)), level + 1)
+    usage.error(("bad argument #1 to '%s' (string expected, got %s)"):format(caller, type(job_id)))
   end
   local ok, message, err = core.check_job_id(job_id, caller)
   if ok then return nil end
@@ -194,7 +195,8 @@ local function build_no_from_status(job_id, body)
   local result = type(body) == "table" and body.result
   local raw = type(result) == "table" and result.last_build_no
   if raw == 0 or raw == "0" then
-    return failure("not_found", ("latest %s: the job has no builds"):format(job_id), { job_id = job_id, what = "build" })
+    return failure("not_found", ("latest %s: the job has no builds"):format(job_id),
+      { job_id = job_id, what = "build" })
   end
   local n = (type(raw) == "number" or (type(raw) == "string" and raw:find("^%d+$"))) and core.check_build_no(raw)
   if not n then
@@ -205,7 +207,8 @@ local function build_no_from_status(job_id, body)
 end
 
 --- The newest build number of a job: `GET /v1/job/{job_id}/running-status`, and when that API is
--- missing (`not_found`, but not a missing job), probing record-info: builds 1, 2, 4, 8, ... until one is missing, then a
+-- missing (`not_found`, but not a missing job), probing record-info: builds 1, 2, 4, 8, ... until
+-- one is missing, then a
 -- binary search between the last hit and that miss, O(log n) requests. Probing assumes that the
 -- job's numbers run without gaps, except for runs of at most 2 deleted builds (it looks that far
 -- past a miss before believing it); a longer run of deleted builds can make it answer too low.
@@ -215,7 +218,7 @@ end
 ---@return string|nil message
 ---@return table|nil err
 function methods.latest(client, job_id)
-  local _, message, err = check_job_id("latest", job_id, 2)
+  local _, message, err = check_job_id("latest", job_id)
   if message then return nil, message, err end
   local body
   body, message, err = get_held(client, "/v1/job/" .. job_id .. "/running-status")
@@ -239,30 +242,29 @@ end
 
 --- Checks the option table: unknown names, wrong types and impossible values raise (they are
 -- mistakes in the calling code). `excluded` names are refused too (fetch takes no from/to).
-local function read_options(caller, opts, excluded, level)
-  level = level + 1
+local function read_options(caller, opts, excluded)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
-    error(("%s: options must be a table, got %s"):format(caller, type(opts)), level)
+    usage.error(("%s: options must be a table, got %s"):format(caller, type(opts)))
   end
   for name, value in pairs(opts) do
     local expected = OPTION_TYPES[name]
     if expected == nil or (excluded and excluded[name]) then
-      error(("%s: unknown option %s"):format(caller, tostring(name)), level)
+      usage.error(("%s: unknown option %s"):format(caller, tostring(name)))
     end
     if not expected:find(type(value), 1, true) then
-      error(("%s: option %s must be a %s, got %s"):format(caller, name, expected:gsub("|", " or "), type(value)),
-        level)
+      usage.error(("%s: option %s must be a %s, got %s"):format(caller, name, (expected:gsub("|", " or ")),
+        type(value)))
     end
   end
   if opts.order ~= nil and opts.order ~= "asc" and opts.order ~= "desc" then
-    error(("%s: order must be \"asc\" or \"desc\", got %q"):format(caller, opts.order), level)
+    usage.error(("%s: order must be \"asc\" or \"desc\", got %q"):format(caller, opts.order))
   end
   if opts.concurrency ~= nil and not is_whole(opts.concurrency, 1, MAX_CONCURRENCY) then
-    error(("%s: concurrency must be an integer from 1 to %d"):format(caller, MAX_CONCURRENCY), level)
+    usage.error(("%s: concurrency must be an integer from 1 to %d"):format(caller, MAX_CONCURRENCY))
   end
   if opts.limit ~= nil and not is_whole(opts.limit, 0, math.huge) then
-    error(("%s: limit must be an integer >= 0"):format(caller), level)
+    usage.error(("%s: limit must be an integer >= 0"):format(caller))
   end
   return {
     order = opts.order or "asc",
@@ -473,8 +475,8 @@ end
 ---@return any err
 ---@return any closer
 function methods.records(client, job_id, opts)
-  local options = read_options("records", opts, nil, 2)
-  local _, message, err = check_job_id("records", job_id, 2)
+  local options = read_options("records", opts, nil)
+  local _, message, err = check_job_id("records", job_id)
   if message then return nil, message, err end
   local builds
   builds, message, err = range_builds(client, "records", job_id, options.from, options.to, options.order)
@@ -498,11 +500,11 @@ local FETCH_EXCLUDED = { from = true, to = true }
 ---@return table<integer, table>|string errors_or_message
 ---@return table|nil err
 function methods.fetch(client, job_id, builds, opts)
-  local options = read_options("fetch", opts, FETCH_EXCLUDED, 2)
+  local options = read_options("fetch", opts, FETCH_EXCLUDED)
   if type(builds) ~= "table" then
-    error(("bad argument #2 to 'fetch' (table expected, got %s)"):format(type(builds)), 2)
+    usage.error(("bad argument #2 to 'fetch' (table expected, got %s)"):format(type(builds)))
   end
-  local _, message, err = check_job_id("fetch", job_id, 2)
+  local _, message, err = check_job_id("fetch", job_id)
   if message then return nil, message, err end
   local sequence
   if builds[1] == nil and (builds.from ~= nil or builds.to ~= nil) then
@@ -521,16 +523,16 @@ end
 
 local function read_history_options(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then error("history: options must be a table", 3) end
+  if type(opts) ~= "table" then usage.error("history: options must be a table") end
   for name in pairs(opts) do
-    if name ~= "days" and name ~= "page_size" then error("history: unknown option " .. tostring(name), 3) end
+    if name ~= "days" and name ~= "page_size" then usage.error("history: unknown option " .. tostring(name)) end
   end
   local days, page_size = opts.days or 30, opts.page_size or 100
   if type(days) ~= "number" or not is_whole(days, 1, 30) then
-    error("history: days must be an integer from 1 to 30", 3)
+    usage.error("history: days must be an integer from 1 to 30")
   end
   if type(page_size) ~= "number" or not is_whole(page_size, 1, 100) then
-    error("history: page_size must be an integer from 1 to 100", 3)
+    usage.error("history: page_size must be an integer from 1 to 100")
   end
   return days, page_size
 end
@@ -561,7 +563,7 @@ end
 ---@return table|nil err
 function methods.history(client, job_id, opts)
   local days, page_size = read_history_options(opts)
-  local _, message, err = check_job_id("history", job_id, 2)
+  local _, message, err = check_job_id("history", job_id)
   if message then return nil, message, err end
   local page, position, page_index, seen, total = {}, 0, 0, 0, nil
   return function()

@@ -21,6 +21,7 @@
 -- never a credential, a header or a token.
 -- @module codeartsbuild.cache
 local core = require "codeartsbuild.core"
+local usage = require "codeartsbuild.usage"
 local query = require "codeartsbuild.query"
 
 local M = {}
@@ -381,7 +382,7 @@ function M.open(dir, opts)
     if not dir then return nil, message end
   end
   if type(dir) ~= "string" or dir == "" then
-    error(("cache: a directory (string) or true expected, got %s"):format(type(dir)), 2)
+    usage.error(("cache: a directory (string) or true expected, got %s"):format(type(dir)))
   end
   local ok
   ok, message = prepare(dir)

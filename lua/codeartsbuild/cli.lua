@@ -937,6 +937,9 @@ local function csv_value(value)
     end
   else
     text = tostring(value)
+    -- A cell a spreadsheet would run as a formula (=, +, -, @, a tab or CR first: a branch named
+    -- =HYPERLINK(...)) gets a ' before it, as OWASP advises for CSV exports.
+    if text:find("^[=+%-@\t\r]") then text = "'" .. text end
   end
   if text:find('[,"\r\n]') then text = '"' .. text:gsub('"', '""') .. '"' end
   return text
@@ -985,60 +988,6 @@ end
 
 -- ------------------------------------------------------------------------------------------------
 -- The client
-
---- ak, sk, project_id, security_token of section [name] of the credentials file (the SDK's INI
--- format), or nil and a message that names the file and the section, never a value.
-local function read_profile(name, getenv)
-  local path = getenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE")
-  if path == nil or path == "" then
-    local home = getenv("HOME")
-    if home == nil or home == "" then
-      return nil, ("--profile %s: no credentials file: neither HUAWEICLOUD_SDK_CREDENTIALS_FILE nor HOME is set")
-        :format(shown(name))
-    end
-    path = home .. "/.huaweicloud/credentials"
-  end
-  local file, open_error = io.open(path, "r")
-  if not file then
-    return nil, ("--profile %s: cannot read the credentials file: %s"):format(shown(name),
-      (tostring(open_error):gsub("%c", "?")))
-  end
-  local text, read_error = file:read("*a")
-  file:close()
-  if not text then
-    return nil, ("--profile %s: cannot read the credentials file %s: %s"):format(shown(name), path,
-      tostring(read_error))
-  end
-  local sections, order, current = {}, {}, nil
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    line = line:gsub("\r$", "")
-    local section = line:match("^%s*%[%s*(.-)%s*%]%s*$")
-    if section then
-      current = sections[section] or {}
-      if not sections[section] then order[#order + 1] = shown(section) end
-      sections[section] = current
-    elseif current and not line:match("^%s*[;#]") then
-      local key, value = line:match("^%s*([%w_%-]+)%s*[=:]%s*(.-)%s*$")
-      if key then current[key:lower()] = value end
-    end
-  end
-  local values = sections[name]
-  if not values then
-    return nil, ("--profile %s: %s has no section [%s]%s"):format(shown(name), path, shown(name),
-      #order > 0 and (" (its sections: " .. table.concat(order, ", ") .. ")") or "")
-  end
-  local ak, sk = values.ak, values.sk
-  if ak == "" then ak = nil end
-  if sk == "" then sk = nil end
-  if not ak or not sk then
-    return nil, ("--profile %s: section [%s] of %s has no %s (a profile needs both ak and sk)"):format(
-      shown(name), shown(name), path, ak and "sk" or "ak")
-  end
-  local out = { ak = ak, sk = sk }
-  if values.project_id and values.project_id ~= "" then out.project_id = values.project_id end
-  if values.security_token and values.security_token ~= "" then out.security_token = values.security_token end
-  return out
-end
 
 --- A failure that ends the command with status 1: raised inside main(), caught there.
 local Failure = {}
@@ -1140,11 +1089,8 @@ local function client_options(run, cb)
   if options.verbose then
     opts.on_event = function(e) run:request_line(e) end
   end
-  if options.profile then
-    local profile, message = read_profile(options.profile, getenv)
-    if not profile then fail(message) end
-    for k, v in pairs(profile) do opts[k] = v end
-  end
+  -- The credentials file is the C module's to read (one parser, the SDK's rules).
+  if options.profile then opts.profile = options.profile end
   return opts
 end
 
@@ -1174,7 +1120,14 @@ function Run:client_for()
   if not self.client then
     local cb = load_library()
     local client, message, err = cb.new(client_options(self, cb))
-    if not client then fail(failure_message(message, err)) end
+    if not client then
+      message = failure_message(message, err)
+      -- The module names the file and the section; the tool says which option asked for it.
+      if self.options.profile and err.kind == "config" then
+        message = ("--profile %s: %s"):format(shown(self.options.profile), message)
+      end
+      fail(message)
+    end
     self.client = client
     if not self.options["no-cache"] then
       local cache, why = require("codeartsbuild.cache").attach(client, true, { getenv = self.getenv })

@@ -7,6 +7,7 @@
 --     local rec = assert(cb.record_info("cb5fa20de5fd4cf8be681d4bd6fdd2f6", 61))
 --     print(rec)  --> #61 SUCCESS master c2be53c MANUAL 52.3s 2022-09-09 06:31
 local core = require "codeartsbuild.core"
+local usage = require "codeartsbuild.usage"
 
 -- codeartsbuild.batch (which installs client:latest/records/fetch/history) and
 -- codeartsbuild.query are loaded on first use: a script that only asks for one record does not
@@ -53,7 +54,7 @@ function M.new(options)
   if type(options) ~= "table" or options.cache == nil then return core.new(options) end
   local cache = options.cache
   if type(cache) ~= "boolean" and type(cache) ~= "string" then
-    error(("option 'cache' must be a boolean or a directory, got %s"):format(type(cache)), 2)
+    usage.error(("option 'cache' must be a boolean or a directory, got %s"):format(type(cache)))
   end
   -- The core takes no cache option (it refuses unknown ones): the rest go to it.
   local rest = {}

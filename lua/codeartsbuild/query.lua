@@ -12,6 +12,8 @@
 --
 -- Data only: the text of a summary, of a list of records and of a map of failed builds (their
 -- `tostring`) is codeartsbuild.view's, loaded when first asked for.
+local usage = require "codeartsbuild.usage"
+
 local M = {}
 
 --- `tostring` of the values this module (and client:fetch) returns: codeartsbuild.view's text.
@@ -177,7 +179,7 @@ local function string_set(key, value)
     return { [value] = true }
   end
   if type(value) ~= "table" then
-    error(("where: %s must be a string or a list/set of strings, got %s"):format(key, type(value)), 4)
+    usage.error(("where: %s must be a string or a list/set of strings, got %s"):format(key, type(value)))
   end
   local set = {}
   for k, v in pairs(value) do
@@ -186,7 +188,7 @@ local function string_set(key, value)
     elseif type(k) == "string" and v == true then
       set[k] = true -- set form: { FAILED = true }
     elseif not (type(k) == "string" and v == false) then
-      error(("where: %s must be a string or a list/set of strings"):format(key), 4)
+      usage.error(("where: %s must be a string or a list/set of strings"):format(key))
     end
   end
   return set
@@ -197,14 +199,14 @@ local function epoch_seconds(key, value)
   if type(value) == "number" then return value end
   local seconds, message = M.time(value)
   if not seconds then
-    error(("where: %s: %s"):format(key, message), 4)
+    usage.error(("where: %s: %s"):format(key, message))
   end
   return seconds
 end
 
 local function number_of_seconds(key, value)
   if type(value) ~= "number" or value ~= value then
-    error(("where: %s must be a number of seconds, got %s"):format(key, tostring(value)), 4)
+    usage.error(("where: %s must be a number of seconds, got %s"):format(key, tostring(value)))
   end
   return value
 end
@@ -224,7 +226,7 @@ local function known_check(key, field, set)
   local upper = {}
   for value in pairs(set) do
     local known, message = M.known_value(key, value)
-    if not known then error("where: " .. message, 4) end
+    if not known then usage.error("where: " .. message) end
     upper[known] = true
   end
   return function(rec)
@@ -273,8 +275,8 @@ local KNOWN_KEYS = {
 local function check_keys(spec)
   for key in pairs(spec) do
     if not KNOWN_KEYS[key] then
-      error(("where: unknown key %s (known: branch, build_type, commit, match, max_duration, min_duration, "
-        .. "repo, since, status, tag, trigger, until, user)"):format(tostring(key)), 3)
+      usage.error(("where: unknown key %s (known: branch, build_type, commit, match, max_duration, min_duration, "
+        .. "repo, since, status, tag, trigger, until, user)"):format(tostring(key)))
     end
   end
 end
@@ -296,7 +298,7 @@ end
 function M.where(spec)
   if type(spec) == "function" then return spec end
   if type(spec) ~= "table" then
-    error("where: expected a spec table or a predicate function, got " .. type(spec), 2)
+    usage.error("where: expected a spec table or a predicate function, got " .. type(spec))
   end
   check_keys(spec)
   local checks = {}
@@ -319,7 +321,7 @@ function M.where(spec)
   end
   if spec.match ~= nil then
     if type(spec.match) ~= "function" then
-      error("where: match must be a function, got " .. type(spec.match), 2)
+      usage.error("where: match must be a function, got " .. type(spec.match))
     end
     checks[#checks + 1] = spec.match
   end
@@ -348,7 +350,7 @@ local function each_record(source, visit)
       if rec ~= nil then visit(rec) end
     end
   else
-    error("expected a list of records or an iterator function, got " .. type(source), 3)
+    usage.error("expected a list of records or an iterator function, got " .. type(source))
   end
 end
 
@@ -417,10 +419,10 @@ local UNFINISHED = { RUNNING = true }
 function M.summary(source, errors)
   if source == nil and type(errors) == "string" then
     -- cb.summary(client:fetch(...)) where fetch failed: say why, not "got nil".
-    error("summary: no records: " .. errors, 2)
+    usage.error("summary: no records: " .. errors)
   end
   if errors ~= nil and type(errors) ~= "table" then
-    error(("bad argument #2 to 'summary' (table of errors expected, got %s)"):format(type(errors)), 2)
+    usage.error(("bad argument #2 to 'summary' (table of errors expected, got %s)"):format(type(errors)))
   end
   local s = setmetatable({ total = 0, finished = 0, by_status = {}, by_branch = {}, by_trigger = {}, failed = 0,
     errors = setmetatable({}, M.ErrorMap) }, Summary)

@@ -20,6 +20,7 @@
 -- returned (a record, a list of records, a summary, errors, `client:info()`) the way it reads best.
 -- @module codeartsbuild.view
 local core = require "codeartsbuild.core"
+local usage = require "codeartsbuild.usage"
 
 local M = {}
 
@@ -231,7 +232,7 @@ end
 -- @usage view.record(assert(client:record_info(job, 61)))
 function M.record(rec, opts)
   if type(rec) ~= "table" then
-    error(("bad argument #1 to 'record' (table expected, got %s)"):format(type(rec)), 2)
+    usage.error(("bad argument #1 to 'record' (table expected, got %s)"):format(type(rec)))
   end
   opts = opts or {}
   local out = opts.out or io.stdout
@@ -306,10 +307,10 @@ local function items_of(source, message, failed)
   if type(source) == "table" then return source end
   if source == nil and type(message) == "string" then
     -- view.table(client:fetch(...)) where fetch failed: say why, not "got nil".
-    error("view: no records: " .. message, 3)
+    usage.error("view: no records: " .. message)
   end
   if type(source) ~= "function" then
-    error(("bad argument #1 to 'table' (list of records or iterator expected, got %s)"):format(type(source)), 3)
+    usage.error(("bad argument #1 to 'table' (list of records or iterator expected, got %s)"):format(type(source)))
   end
   local list = {}
   for _ = 1, math.huge do
