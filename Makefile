@@ -251,10 +251,10 @@ $(FUZZ_BUILD)/fuzz_record: spec/fuzz/fuzz_record.c $(RECORD_SOURCES) $(HEADERS)
 		$(shell $(PKG_CONFIG) --libs $(LUA_PC)) -lm
 
 # fuzz_headers includes csrc/response.c itself, to reach its static header parsing.
-$(FUZZ_BUILD)/fuzz_headers: spec/fuzz/fuzz_headers.c csrc/response.c csrc/buffer.c $(HEADERS)
+$(FUZZ_BUILD)/fuzz_headers: spec/fuzz/fuzz_headers.c csrc/response.c csrc/buffer.c csrc/codes.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell $(PKG_CONFIG) --cflags libcurl openssl) -o $@ spec/fuzz/fuzz_headers.c \
-		csrc/buffer.c $(MODULE_LIBS)
+		csrc/buffer.c csrc/codes.c $(MODULE_LIBS)
 
 $(FUZZ_BUILD)/fuzz_sign: spec/fuzz/fuzz_sign.c csrc/sign.c csrc/buffer.c $(HEADERS)
 	@mkdir -p $(dir $@)
