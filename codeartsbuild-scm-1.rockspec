@@ -47,6 +47,7 @@ build = {
     },
     ["codeartsbuild"] = "lua/codeartsbuild/init.lua",
     ["codeartsbuild.batch"] = "lua/codeartsbuild/batch.lua",
+    ["codeartsbuild.build"] = "lua/codeartsbuild/build.lua",
     ["codeartsbuild.query"] = "lua/codeartsbuild/query.lua",
     ["codeartsbuild.usage"] = "lua/codeartsbuild/usage.lua",
     ["codeartsbuild.view"] = "lua/codeartsbuild/view.lua",

@@ -622,6 +622,31 @@ describe("build steps and logs", function()
     assert.truthy(out:find(("read:    %d bytes, then {bytes = %d}"):format(#whole, #whole), 1, true), out)
   end)
 
+  it("the rockspec installs every module of lua/codeartsbuild/, codeartsbuild.build included", function()
+    local rockspec = assert(run.read("codeartsbuild-scm-1.rockspec"))
+    local listing = run.capture("ls lua/codeartsbuild/*.lua")
+    local missing = {}
+    for name in listing:gmatch("lua/codeartsbuild/([%w_]+)%.lua") do
+      local module = name == "init" and "codeartsbuild" or "codeartsbuild." .. name
+      if not rockspec:find(('["%s"] = "lua/codeartsbuild/%s.lua"'):format(module, name), 1, true) then
+        missing[#missing + 1] = module
+      end
+    end
+    assert.are.same({}, missing)
+  end)
+
+  it("a build has ended on a status that ends one, or a finish time beside a status nobody knows", function()
+    local ended = require("codeartsbuild.build").has_ended
+    assert.is_true(ended{ status = "SUCCESS" })
+    assert.is_true(ended{ status = "failed", finishTime = "2024-01-01T00:00:00.000+00:00" })
+    assert.is_true(ended{ status = "SCHEDULE_FAILURE" })
+    assert.is_false(ended{ status = "RUNNING", finishTime = "2024-01-01T00:00:00.000+00:00" })
+    assert.is_false(ended{ status = "InQueue" })
+    assert.is_false(ended{ status = "COMPILING" }) -- unknown: in progress (SERVICE-CONTRACTS section 11)
+    assert.is_true(ended{ status = "COMPILED", finishTime = "2024-01-01T00:00:00.000+00:00" })
+    assert.is_false(ended{})
+  end)
+
   it("the monotonic clock moves forward", function()
     local a = cb.monotonic()
     sleep(0.05)

@@ -16,6 +16,7 @@
 -- `codeartsbuild.batch.yielding` (the Neovim adapter's), every wait yields instead.
 local core = require "codeartsbuild.core"
 local batch = require "codeartsbuild.batch"
+local rules = require "codeartsbuild.query" -- which builds have ended, which statuses are known
 
 local methods = core.client_methods
 local monotonic = core.monotonic
@@ -200,21 +201,19 @@ end
 ---------------------------------------------------------------------------------------------------
 -- Build states
 
--- Statuses that mean the build has ended (SERVICE-CONTRACTS sections 2.1 and 3: SUCCESS, FAILED
--- in records; FAILURE, ABORTED, SCHEDULE_FAILURE seen live), compared in upper case.
-local TERMINAL = {
-  SUCCESS = true, FAILED = true, FAILURE = true, ABORTED = true, SCHEDULE_FAILURE = true,
-  CANCELED = true, CANCELLED = true, TIMEOUT = true, ERROR = true,
-}
--- Statuses that mean it has not (a finish time beside them is not believed).
-local UNFINISHED = { RUNNING = true, INQUEUE = true, QUEUED = true, PENDING = true, INIT = true }
-
---- Whether a record says its build has ended: a known final status, or a finish time beside a
--- status that is not known to be a running one (section 11: unknown values are "in progress").
+--- Whether a record says its build is no longer running: a status that ends a build (query.lua's
+-- rule: SUCCESS, FAILED, FAILURE, ABORTED, SCHEDULE_FAILURE, any case), or a finish time beside a
+-- status the library does not know (SERVICE-CONTRACTS section 11: unknown values are "in
+-- progress" unless the build has a finish time); a known status that does not end a build
+-- (RUNNING, INQUEUE) is running whatever else the record says.
 local function has_ended(rec)
   local status = type(rec.status) == "string" and rec.status:upper() or ""
-  if TERMINAL[status] then return true end
-  return not UNFINISHED[status] and type(rec.finishTime) == "string" and rec.finishTime ~= ""
+  if rules.ended{ status = status, finishTime = "-" } then return true end
+  if type(rec.finishTime) ~= "string" or rec.finishTime == "" then return false end
+  for _, known in ipairs(rules.KNOWN.status) do
+    if known == status then return false end
+  end
+  return true
 end
 M.has_ended = has_ended
 
