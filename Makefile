@@ -43,10 +43,11 @@ BUSTED := $(LUA) /usr/bin/busted
 LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
 # The suite also builds the Neovim module (Lua 5.1 headers), runs it in Neovim, packs the rock
-# for Lua 5.1 too, and runs the shell completions in bash and zsh and the man page through groff.
+# for Lua 5.1 too, runs the shell completions in bash and zsh and the man page through groff, and
+# talks HTTP/2 to nginx (spec/http2_spec.lua: the emulator speaks HTTP/1.1 only).
 DEB_PACKAGES := gcc make pkg-config $(LUA) $(LUA_DEV) lua-cjson lua-busted lua-check luarocks \
 	libcurl4-openssl-dev libssl-dev python3 openssl curl cppcheck git \
-	lua5.1 liblua5.1-0-dev neovim bash zsh groff-base
+	lua5.1 liblua5.1-0-dev neovim bash zsh groff-base nginx-light
 # What `make demo` needs, and no more: the build, lua-cjson, and the emulator's python3, openssl, curl.
 DEMO_DEB_PACKAGES := gcc make pkg-config $(LUA) $(LUA_DEV) lua-cjson libcurl4-openssl-dev libssl-dev \
 	python3 openssl curl

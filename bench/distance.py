@@ -13,6 +13,7 @@ round trips + 1. DNS is not counted (the endpoint is an address). Nothing here m
 """
 
 import math
+import shutil
 import statistics
 import subprocess
 
@@ -55,6 +56,43 @@ class FirstRecord(r.Scenario):
         if run["exit"] != 0 or (self.client == "curl" and run["stdout"].strip() != "200"):
             raise RuntimeError(f"{self.client}: exit {run['exit']}: {run['stdout'][-200:]} {run['stderr'][-300:]}")
         return 1, run["wall_s"], None
+
+
+class CachedList(r.Scenario):
+    """`codeartsbuild list JOB --last 1000` in a fresh process, with the cache of finished builds:
+    `second=False` empties the cache first (every build asked for), `second=True` runs on what the
+    first left (run_rounds runs the first of a round before the second)."""
+
+    def __init__(self, name, label, second):
+        super().__init__(name, "cli", WALK_CONCURRENCY, label, port="h2")
+        self.second = second
+
+    def cache_home(self, ctx):
+        return ctx.work / "xdg-cache"
+
+    def environment(self, ctx):
+        return {"CODEARTSBUILD_ENDPOINT": ctx.endpoint(self.port), "CODEARTSBUILD_TOKEN": h.TOKEN,
+                "CODEARTSBUILD_CA_FILE": str(ctx.server.ca), "XDG_CACHE_HOME": str(self.cache_home(ctx))}
+
+    def argv(self, ctx):
+        if not self.second:
+            shutil.rmtree(self.cache_home(ctx), ignore_errors=True)
+        return [h.LUA, str(h.ROOT / "bin" / "codeartsbuild"), "-q", "list", FIRST_JOB, "--last", str(WALK),
+                "--json"]
+
+    def parse(self, run, ctx):
+        lines = [line for line in run["stdout"].splitlines() if line.startswith("{")]
+        if run["exit"] != 0 or len(lines) != WALK:
+            raise RuntimeError(f"list: exit {run['exit']}, {len(lines)} records: {run['stderr'][-300:]}")
+        return WALK, run["wall_s"], None
+
+    def requests_expected(self, records):
+        return 1 if self.second else records
+
+
+def cache_scenarios():
+    return [CachedList("cache-first", "list --last 1,000, empty cache", False),
+            CachedList("cache-second", "the same again, from the cache", True)]
 
 
 def tls_scenarios():
@@ -117,9 +155,12 @@ def measure_distance(ctx, args):
             walks, rej1 = r.run_rounds(ctx, walk_scenarios(rtt), args.distance_runs, args, f"{rtt:g} ms")
             ctx.count = 1
             firsts, rej2 = r.run_rounds(ctx, first_scenarios(), args.first_runs, args, f"{rtt:g} ms")
+            ctx.count = WALK
+            cached, rej3 = r.run_rounds(ctx, cache_scenarios(), args.distance_runs, args, f"{rtt:g} ms")
         finally:
             ctx.rtt_ms = None
-        out["rtts"][str(rtt)] = {"walk": walks, "first": firsts, "rejected": dict(rej1, **rej2)}
+        out["rtts"][str(rtt)] = {"walk": walks, "first": firsts, "cache": cached,
+                                 "rejected": dict(rej1, **rej2, **rej3)}
     out["load_after"] = h.loadavg()
     return out
 
@@ -148,6 +189,7 @@ def summarise(runs, count=None):
         s["full"] = spread([c["full"] for c in conns])
         s["resumed"] = spread([c["resumed"] for c in conns])
         s["per_conn"] = spread([c["requests"] / max(1, c["connections"]) for c in conns])
+        s["requests"] = spread([c["requests"] for c in conns])
         s["max_per_conn"] = max(c["max_requests_per_conn"] for c in conns)
         s["protocols"] = sorted({p for c in conns for p in c["protocols"]})
     if any("opened" in x for x in good):
@@ -252,8 +294,28 @@ def distance_tables(raw, loopback_first):
                        f"{fmt_spread(tuple(x - flimit * 1000 for x in ms), '{:.0f}')} | "
                        f"{fmt_spread(tuple(x * 1000 for x in near['seconds']), '{:.0f}') if near.get('good') else '–'} | "
                        f"{c} | {hs} |")
+        out.append(cache_table(part.get("cache"), rtt))
         out.append("")
     return "\n".join(out), plot
+
+
+def cache_table(runs, rtt):
+    """The two cached list runs at one round trip, and how much faster the second was."""
+    if not runs:
+        return ""
+    first, second = (summarise(runs.get(sc.name, [])) for sc in cache_scenarios())
+    out = [f"\n**The cache of finished builds** (`codeartsbuild list JOB --last {WALK:,} --json` in a fresh "
+           "process, port h2; requests as nginx logged them):\n",
+           "| run | time s | requests | connections | x faster than the first |", "|---|---:|---:|---:|---:|"]
+    for sc, s in zip(cache_scenarios(), (first, second)):
+        if not s.get("good"):
+            out.append(f"| {sc.label} | FAILED: {s['errors'][:1]} | | | |")
+            continue
+        faster = (fmt_spread(tuple(first["seconds"][1] / x for x in reversed(s["seconds"])), "{:.1f}")
+                  if first.get("good") else "–")
+        out.append(f"| {sc.label} | **{fmt_spread(s['seconds'], '{:.2f}')}** | {fmt_spread(s['requests'])} | "
+                   f"{fmt_spread(s.get('opened', s.get('connections', (0, 0, 0))))} | **{faster}** |")
+    return "\n".join(out)
 
 
 def write_plot(plot, png):
@@ -299,7 +361,7 @@ connection). "x plain HTTP": over the same client's rate in the plain table. Mea
         if plot:
             write_plot(plot, png_name)
         late = [summarise(runs).get("late_max_us", 0) for part in dist["rtts"].values()
-                for kind in ("walk", "first") for runs in part[kind].values()]
+                for kind in ("walk", "first", "cache") for runs in part.get(kind, {}).values()]
         text += f"""## Distance
 
 The same TLS server behind `bench/latency_proxy.c`, which holds every byte for half the round trip

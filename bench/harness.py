@@ -94,34 +94,54 @@ def envelope(result):
     return emulator.encode_json({"success": True, "message": "", "err_code": "", "result": result})
 
 
+def v1_envelope(result):
+    """The v1 and v4 envelope: status, error, result."""
+    return emulator.encode_json({"status": "success", "error": None, "result": result})
+
+
 def make_job(job_id, builds):
     # Ten minutes apart, as the emulator's "big" job: dates stay in 2024-2025.
     return emulator.Job(job_id, job_id[:10], builds, 0, True, 600, "monorepo")
 
 
 def generate_data(www, builds):
-    """Writes www/v3/jobs/<job>/<n>/record-info for n in 1..builds, for both spellings. Kept
-    between runs: regenerated only when `builds` or the emulator's generator changed."""
+    """Writes www/v3/jobs/<job>/<n>/record-info for n in 1..builds, for both spellings, and for the
+    camel job what a client with api = "auto" asks first (as of the real service): the v1 record
+    path and /v1/job/<job>/running-status. Kept between runs: regenerated only when `builds`, this
+    layout or the emulator's generator changed."""
     stamp_text = json.dumps({
-        "builds": builds, "jobs": [CAMEL_JOB, SNAKE_JOB],
+        "builds": builds, "jobs": [CAMEL_JOB, SNAKE_JOB], "layout": "v3 + v1 camel",
         "emulator": hashlib.sha256((ROOT / "spec/support/emulator.py").read_bytes()).hexdigest(),
     })
     stamp = www / "STAMP"
     if stamp.exists() and stamp.read_text() == stamp_text:
         return
-    log(f"bench: generating {2 * builds} record-info documents in {www} (kept for later runs)")
+    log(f"bench: generating {3 * builds} record-info documents in {www} (kept for later runs)")
     if www.exists():
         shutil.rmtree(www)
     dataset = emulator.DataSet(1)
     sizes = []
+
+    def write(path, body):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+
     for job_id, spelling in ((CAMEL_JOB, "camel"), (SNAKE_JOB, "snake")):
         job = make_job(job_id, builds)
         for n in range(1, builds + 1):
-            body = envelope(emulator.render_record(dataset.record(job, n), spelling, "v3"))
+            record = dataset.record(job, n)
+            body = envelope(emulator.render_record(record, spelling, "v3"))
             sizes.append(len(body))
-            path = www / "v3" / "jobs" / job_id / str(n)
-            path.mkdir(parents=True, exist_ok=True)
-            (path / "record-info").write_bytes(body)
+            write(www / "v3" / "jobs" / job_id / str(n) / "record-info", body)
+            if job_id == CAMEL_JOB:
+                write(www / "v1" / "record" / job_id / str(n) / "record-info",
+                      v1_envelope(emulator.render_record(record, spelling, "v1")))
+    camel = make_job(CAMEL_JOB, builds)
+    newest = dataset.record(camel, builds)
+    # The shape of the emulator's running-status (ShowRunningStatus, SERVICE-CONTRACTS).
+    write(www / "v1" / "job" / CAMEL_JOB / "running-status", v1_envelope({
+        "last_build_no": str(builds), "last_build_status": newest["status"],
+        "is_running": newest["status"] == "RUNNING", "last_job_id": CAMEL_JOB}))
     (www / "SIZES").write_text(json.dumps({"mean": sum(sizes) / len(sizes), "min": min(sizes), "max": max(sizes)}))
     stamp.write_text(stamp_text)
 
@@ -351,12 +371,15 @@ class LatencyProxy:
 
     BINARY = OUT / "latency_proxy"
 
-    def __init__(self, one_way_ms, targets):
-        self.one_way_ms, self.targets = one_way_ms, list(targets)
+    def __init__(self, one_way_ms, targets, listen=None):
+        """listen: {target: port} to listen on (default any free port): the same endpoint in
+        every run, which the cache of finished builds is keyed by."""
+        self.one_way_ms, self.targets, self.listen = one_way_ms, list(targets), listen or {}
         self.ports, self.accepted, self.late_us, self.realtime = {}, {}, None, False
 
     def __enter__(self):
-        argv = [str(self.BINARY), str(round(self.one_way_ms * 1000))] + [f"0:{t}" for t in self.targets]
+        argv = [str(self.BINARY), str(round(self.one_way_ms * 1000))] + \
+            [f"{self.listen.get(t, 0)}:{t}" for t in self.targets]
         self.realtime = subprocess.run(["chrt", "-f", "10", "true"], capture_output=True).returncode == 0
         self.proc = subprocess.Popen((["chrt", "-f", "10"] if self.realtime else []) + argv, text=True,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)

@@ -179,6 +179,12 @@ static CURL *new_easy_handle(cb_easy_pool *e)
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_SIZE);
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	/* HTTP/2 where the server offers it (libcurl's default since 7.62, asked for in case it is
+	 * older), and a transfer that finds a connection still handshaking waits for it to say whether
+	 * it multiplexes instead of opening its own: a walk is then one connection, its concurrency
+	 * streams on it (a 400-build walk at 40 ms opened 16 connections and used one). */
+	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	SET(CURLOPT_PIPEWAIT, 1L);
 	SET(CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : 2L);
 	if (o->ca_file)

@@ -220,6 +220,15 @@ void cb_transfer_free(cb_transfer *t)
 
 /* ---- engine ---- */
 
+/* By default libcurl keeps 4 idle connections per easy handle in the multi handle at the moment
+ * a transfer ends; ours leave it between attempts, so when few were left (the first request alone,
+ * a walk's tail, a slow refill) it closed connections the next wave needed again, each a new TCP
+ * and TLS handshake (seen in the distance bench). One per concurrent request, and one for IAM. */
+static void keep_connections(CURLM *multi, int max_in_flight)
+{
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)max_in_flight + 1);
+}
+
 cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t errlen)
 {
 	cb_engine *e = calloc(1, sizeof *e);
@@ -241,6 +250,8 @@ cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t err
 	}
 	e->jitter_state = (unsigned long long)cb_now_ns() * 6364136223846793005ULL ^ (unsigned long long)(size_t)e;
 	e->multi = curl_multi_init();
+	if (e->multi != NULL)
+		keep_connections(e->multi, e->opts.max_in_flight);
 	if (cb_easy_pool_init(&e->pool, &e->opts) != 0 || e->multi == NULL || !e->opts.base_url ||
 	    (opts->ca_file && !e->opts.ca_file) || (opts->user_agent && !e->opts.user_agent) || index_grow(e) != 0) {
 		snprintf(err, errlen, "cannot create the HTTP engine (out of memory)");
