@@ -237,14 +237,17 @@ void cb_easy_return(cb_easy_pool *e, cb_transfer *t)
 		curl_easy_cleanup(c);
 }
 
-/* A stream's options (transport.h, "Streams"): no size limit (the write callback applies max_body
- * to what it does not stream), any encoding libcurl can decode (Accept-Encoding lists them), and
- * the timeout as the time allowed without a byte, which a paused transfer does not count. */
+/* A stream's options (transport.h, "Streams"): HTTP/1.1 on a connection of its own (stream.c),
+ * no size limit (the write callback applies max_body to what it does not stream), any encoding
+ * libcurl can decode (Accept-Encoding lists them), and the timeout as the time allowed without a
+ * byte, which a paused transfer does not count. */
 static CURLcode configure_stream(cb_easy_pool *e, CURL *c)
 {
 	long idle_s = (e->opts->timeout_ms + 999) / 1000;
 	CURLcode rc = CURLE_OK;
 
+	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1); /* stream.c says why */
+	SET(CURLOPT_PIPEWAIT, 0L);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0);
 	SET(CURLOPT_TIMEOUT_MS, 0L);
 	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);

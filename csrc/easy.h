@@ -33,6 +33,18 @@ void cb_easy_pool_let_go(cb_easy_pool *pool);
 CURL *cb_easy_take(cb_easy_pool *pool, cb_transfer *t, CURLcode *rc);
 void cb_easy_return(cb_easy_pool *pool, cb_transfer *t);
 
+/* stream.c: the streams' own multi handle (transport.h, "Streams"): its transfers (in_flight is
+ * transport.c's count), the descriptors they wait on as curl_multi_poll's extra fds (at most cap;
+ * *timeout_ms: when libcurl wants it run again, -1 none), and its cleanup. */
+typedef struct {
+	CURLM *multi;
+	size_t in_flight;
+} cb_stream_multi;
+
+int cb_stream_multi_init(cb_stream_multi *s);
+void cb_stream_multi_free(cb_stream_multi *s);
+int cb_stream_multi_waitfds(cb_stream_multi *s, struct curl_waitfd *fds, int cap, long *timeout_ms);
+
 /* response.c: libcurl's write and header callbacks (their data is the transfer), and the wait
  * before the next attempt: Retry-After, or full jitter from the backoff. */
 size_t cb_response_body(char *data, size_t size, size_t nmemb, void *transfer);

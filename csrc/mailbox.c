@@ -13,11 +13,23 @@ static void deliver(cb_client *c, cb_transfer *t)
 	cb_engine_deliver(c->engine, t);
 }
 
+/* A stream that goes alone to try the credentials (iam.c's probe) says they work as soon as its
+ * file begins to flow, long before its last byte: the requests the gate holds back need not wait
+ * for its owner to read it all (the owner may want them first: it would wait for ever). */
+static void stream_answered(cb_client *c)
+{
+	cb_transfer *t = c->credentials.probe_id ? cb_engine_find(c->engine, c->credentials.probe_id) : NULL;
+
+	if (t && (t->flags & CB_STREAM) && t->state == CB_IN_FLIGHT && t->stream_mode == CB_STREAM_FLOWING)
+		cb_iam_answered(c, t);
+}
+
 /* Settles every finished transfer: IAM, another attempt, or the mailbox. */
 static void settle(lua_State *L, cb_client *c)
 {
 	cb_transfer *t;
 
+	stream_answered(c);
 	while ((t = cb_engine_next_finished(c->engine)) != NULL) {
 		const request_ctx *ctx = t->user;
 		if (ctx->kind == REQUEST_IAM_TOKEN || ctx->kind == REQUEST_IAM_PROJECTS)

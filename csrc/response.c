@@ -35,6 +35,7 @@ static int stream_flows(cb_transfer *t)
 
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &type);
+	t->status = status; /* known before the transfer ends: the credentials worked (mailbox.c) */
 	if (status < 200 || status > 299)
 		return 0;
 	if (type == NULL)

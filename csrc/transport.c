@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #define MAX_POLL_WAIT_MS 1000
+#define STREAM_WAITFDS 16 /* the streams' sockets a wait watches at most (the rest: 1 s later) */
 #define INDEX_MIN_BUCKETS 64
 
 typedef struct {
@@ -31,12 +32,12 @@ typedef struct {
 struct cb_engine {
 	cb_transport_options opts; /* strings below are the engine's own copies */
 	CURLM *multi;
+	cb_stream_multi streams; /* the streams' own (stream.c): in_flight counts them */
 	cb_easy_pool pool;
 	long long next_id;
 	token_bucket bucket;
 	int gate_closed;
 	int stream_signal; /* a stream that got new bytes left the in-flight list since run looked */
-	size_t streams_in_flight;
 	unsigned long long jitter_state;
 	transfer_list queued, in_flight, finished, done;
 	/* Every transfer the engine owns, by id (ids are consecutive: id & mask spreads them). */
@@ -107,7 +108,7 @@ static void move_to(cb_engine *e, cb_transfer *t, cb_transfer_state state)
 	transfer_list *from = list_of(e, t->state), *to = list_of(e, state);
 
 	if ((t->flags & CB_STREAM) && (t->state == CB_IN_FLIGHT) != (state == CB_IN_FLIGHT))
-		e->streams_in_flight += state == CB_IN_FLIGHT ? 1 : (size_t)-1;
+		e->streams.in_flight += state == CB_IN_FLIGHT ? 1 : (size_t)-1;
 	if (from)
 		list_remove(from, t);
 	t->state = state;
@@ -220,6 +221,12 @@ void cb_transfer_free(cb_transfer *t)
 
 /* ---- engine ---- */
 
+/* The multi handle a transfer runs in: a stream's own, or the one every other request shares. */
+static CURLM *multi_of(const cb_engine *e, const cb_transfer *t)
+{
+	return (t->flags & CB_STREAM) ? e->streams.multi : e->multi;
+}
+
 /* By default libcurl keeps 4 idle connections per easy handle in the multi handle at the moment
  * a transfer ends; ours leave it between attempts, so when few were left (the first request alone,
  * a walk's tail, a slow refill) it closed connections the next wave needed again, each a new TCP
@@ -252,7 +259,8 @@ cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t err
 	e->multi = curl_multi_init();
 	if (e->multi != NULL)
 		keep_connections(e->multi, e->opts.max_in_flight);
-	if (cb_easy_pool_init(&e->pool, &e->opts) != 0 || e->multi == NULL || !e->opts.base_url ||
+	if (cb_easy_pool_init(&e->pool, &e->opts) != 0 || e->multi == NULL || cb_stream_multi_init(&e->streams) != 0 ||
+	    !e->opts.base_url ||
 	    (opts->ca_file && !e->opts.ca_file) || (opts->user_agent && !e->opts.user_agent) || index_grow(e) != 0) {
 		snprintf(err, errlen, "cannot create the HTTP engine (out of memory)");
 		cb_engine_free(e);
@@ -277,7 +285,7 @@ void cb_engine_free(cb_engine *e)
 	if (e == NULL)
 		return;
 	for (t = e->in_flight.head; t != NULL; t = t->next) {
-		curl_multi_remove_handle(e->multi, t->easy);
+		curl_multi_remove_handle(multi_of(e, t), t->easy);
 		curl_easy_cleanup(t->easy);
 	}
 	free_list(&e->in_flight);
@@ -286,6 +294,7 @@ void cb_engine_free(cb_engine *e)
 	free_list(&e->done);
 	if (e->multi) /* closes the kept connections, through the pool's sockets */
 		curl_multi_cleanup(e->multi);
+	cb_stream_multi_free(&e->streams);
 	cb_easy_pool_free(&e->pool);
 	free(e->index);
 	free((char *)e->opts.base_url);
@@ -354,7 +363,7 @@ static void start_attempt(cb_engine *e, cb_transfer *t)
 		fail_to_start(e, t, curl_easy_strerror(rc));
 		return;
 	}
-	if (curl_multi_add_handle(e->multi, t->easy) != CURLM_OK) {
+	if (curl_multi_add_handle(multi_of(e, t), t->easy) != CURLM_OK) {
 		cb_easy_return(&e->pool, t);
 		wipe_headers(&t->headers);
 		fail_to_start(e, t, "libcurl refused the transfer");
@@ -398,7 +407,7 @@ static size_t counted_in_flight(const cb_engine *e)
 	const cb_transfer *t;
 	size_t n = e->in_flight.count;
 
-	for (t = e->in_flight.head; e->streams_in_flight > 0 && t != NULL; t = t->next)
+	for (t = e->in_flight.head; e->streams.in_flight > 0 && t != NULL; t = t->next)
 		if ((t->flags & CB_STREAM) && t->paused)
 			n--;
 	return n;
@@ -550,7 +559,7 @@ static void finish_attempt(cb_engine *e, cb_transfer *t, CURLcode result)
 	}
 	t->result = result;
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
-	curl_multi_remove_handle(e->multi, t->easy);
+	curl_multi_remove_handle(multi_of(e, t), t->easy);
 	cb_easy_return(&e->pool, t);
 	wipe_headers(&t->headers);
 	if (t->attempts <= e->opts.retries && cb_transfer_retryable(t)) {
@@ -561,18 +570,24 @@ static void finish_attempt(cb_engine *e, cb_transfer *t, CURLcode result)
 	}
 }
 
-static void collect_finished(cb_engine *e)
+static void collect_finished_in(cb_engine *e, CURLM *multi)
 {
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
 		cb_transfer *t = NULL;
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
 		finish_attempt(e, t, msg->data.result);
 	}
+}
+
+static void collect_finished(cb_engine *e)
+{
+	collect_finished_in(e, e->multi);
+	collect_finished_in(e, e->streams.multi);
 }
 
 /* Whether a stream got new bytes since the last look (and forgets it): its owner may read them. */
@@ -614,12 +629,16 @@ int cb_engine_run(cb_engine *e, long timeout_ms, char *err, size_t errlen)
 	long long deadline = timeout_ms >= 0 ? cb_now_ns() + (long long)timeout_ms * 1000000 : -1;
 
 	for (;;) {
-		int running = 0;
+		int running = 0, nfds;
 		long long wait_ns = (long long)MAX_POLL_WAIT_MS * 1000000, next_start;
+		struct curl_waitfd fds[STREAM_WAITFDS];
+		long stream_ms;
 		CURLMcode mrc;
 
 		start_ready(e);
 		mrc = curl_multi_perform(e->multi, &running);
+		if (mrc == CURLM_OK && e->streams.in_flight > 0)
+			mrc = curl_multi_perform(e->streams.multi, &running);
 		if (mrc != CURLM_OK)
 			return multi_failure(mrc, err, errlen);
 		collect_finished(e);
@@ -635,9 +654,13 @@ int cb_engine_run(cb_engine *e, long timeout_ms, char *err, size_t errlen)
 			if (left < wait_ns)
 				wait_ns = left;
 		}
+		/* The streams' sockets wait beside the others' (and their timers bound the wait). */
+		nfds = cb_stream_multi_waitfds(&e->streams, fds, STREAM_WAITFDS, &stream_ms);
+		if (stream_ms >= 0 && stream_ms * 1000000LL < wait_ns)
+			wait_ns = stream_ms * 1000000LL;
 		/* Whole milliseconds, rounded up: a wait never ends before the start it waits for. With
 		 * nothing in flight this just sleeps until the next start time. */
-		mrc = curl_multi_poll(e->multi, NULL, 0, (int)((wait_ns + 999999) / 1000000), NULL);
+		mrc = curl_multi_poll(e->multi, fds, (unsigned)nfds, (int)((wait_ns + 999999) / 1000000), NULL);
 		if (mrc != CURLM_OK)
 			return multi_failure(mrc, err, errlen);
 	}
@@ -689,7 +712,7 @@ int cb_engine_cancel(cb_engine *e, long long id)
 		return 1;
 	}
 	if (t->state == CB_IN_FLIGHT) {
-		curl_multi_remove_handle(e->multi, t->easy);
+		curl_multi_remove_handle(multi_of(e, t), t->easy);
 		cb_easy_return(&e->pool, t);
 	}
 	move_to(e, t, CB_SETTLING); /* out of its list */
@@ -703,18 +726,6 @@ void cb_engine_defer(cb_engine *e, cb_transfer *t, long delay_ms)
 	(void)e;
 	if (t->state == CB_QUEUED && delay_ms > 0)
 		t->not_before_ns = cb_now_ns() + (long long)delay_ms * 1000000;
-}
-
-void cb_engine_stream_consumed(cb_transfer *t)
-{
-	cb_buffer_clear(&t->stream);
-	/* Outside any libcurl callback: libcurl may call the write callback from here at once with
-	 * what it kept, which goes into the stream just emptied (and may pause it again). */
-	if (t->paused && t->easy) {
-		t->paused = 0;
-		if (curl_easy_pause(t->easy, CURLPAUSE_CONT) != CURLE_OK)
-			t->paused = 1; /* the next read tries again */
-	}
 }
 
 void cb_engine_gate(cb_engine *e, int closed)

@@ -163,7 +163,8 @@ void cb_engine_defer(cb_engine *engine, cb_transfer *t, long delay_ms);
  * cb_engine_stream_consumed, which empties it and resumes the transfer. max_body does not apply
  * to those bodies, compressed encodings are accepted (libcurl's zlib), and `timeout_ms` bounds
  * the time without a byte instead of the whole transfer (a 50 MB log may take longer than one
- * request should, and a paused transfer is not slow). An error answer, or a JSON one (a file
+ * request should, and a paused transfer is not slow). A stream runs over HTTP/1.1 on a connection
+ * of its own, in the engine's second multi handle (stream.c says why). An error answer, or a JSON one (a file
  * route that answers JSON has failed: SERVICE-CONTRACTS section 5.1), is read into t->body as any
  * other. cb_engine_run also returns when a stream got new bytes. A paused stream does not count
  * against max_in_flight: its owner may send other requests before it reads on. */

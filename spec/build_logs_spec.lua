@@ -622,7 +622,7 @@ describe("build steps and logs", function()
     assert.truthy(out:find(("read:    %d bytes, then {bytes = %d}"):format(#whole, #whole), 1, true), out)
   end)
 
-  it("the rockspec installs every module of lua/codeartsbuild/, codeartsbuild.build included", function()
+  it("the rockspec installs every module of lua/codeartsbuild/ and builds every file of csrc/", function()
     local rockspec = assert(run.read("codeartsbuild-scm-1.rockspec"))
     local listing = run.capture("ls lua/codeartsbuild/*.lua")
     local missing = {}
@@ -633,6 +633,11 @@ describe("build steps and logs", function()
       end
     end
     assert.are.same({}, missing)
+    local sources = {}
+    for name in run.capture("ls csrc/*.c"):gmatch("csrc/[%w_]+%.c") do
+      if not rockspec:find('"' .. name .. '"', 1, true) then sources[#sources + 1] = name end
+    end
+    assert.are.same({}, sources)
   end)
 
   it("a build has ended on a status that ends one, or a finish time beside a status nobody knows", function()
