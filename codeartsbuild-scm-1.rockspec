@@ -36,7 +36,7 @@ build = {
     ["codeartsbuild.core"] = {
       sources = {
         "csrc/buffer.c", "csrc/check.c", "csrc/client.c", "csrc/codes.c", "csrc/config.c", "csrc/core.c",
-        "csrc/easy.c", "csrc/envelope.c", "csrc/error.c", "csrc/headers.c", "csrc/iam.c",
+        "csrc/easy.c", "csrc/envelope.c", "csrc/error.c", "csrc/files.c", "csrc/headers.c", "csrc/iam.c",
         "csrc/mailbox.c", "csrc/options.c", "csrc/reader.c", "csrc/record.c", "csrc/request.c",
         "csrc/response.c", "csrc/sign.c", "csrc/stream.c", "csrc/transport.c",
       },

@@ -169,6 +169,7 @@ CB_EXPORT int luaopen_codeartsbuild_core(lua_State *L)
 	cb_headers_open(L, state, module);
 	cb_client_open(L, state, module);
 	cb_mailbox_open(L, state, module);
+	cb_files_open(L, module);
 
 	lua_pushcfunction(L, module_format_duration);
 	lua_setfield(L, module, "format_duration");

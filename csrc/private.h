@@ -145,6 +145,10 @@ size_t cb_check_query(lua_State *L, int arg, cb_kv *kv);
 /* core.check_job_id and core.check_build_no. */
 void cb_check_open(lua_State *L, int state, int module);
 
+/* ---- files.c: core.private_dir, core.dir_files, core.isatty ---- */
+
+void cb_files_open(lua_State *L, int module);
+
 /* ---- headers.c: the headers of one attempt ---- */
 
 /* The engine's prepare callback: one attempt's headers, signed as it starts. */

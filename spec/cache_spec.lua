@@ -199,6 +199,30 @@ describe("the cache of finished builds", function()
     end
   end)
 
+  it("rests on the core's file helpers: private_dir, dir_files, isatty", function()
+    local core = require "codeartsbuild.core"
+    local base = run.tmpdir()
+    assert.is_true(core.private_dir(base .. "/a/b/c")) -- missing parents made too
+    assert.are.equal("700", (run.capture("stat -c %a " .. run.quote(base .. "/a/b")):match("%d+")))
+    assert(os.execute(("cd %s && printf 12345 > five && ln -s five link && mkdir sub && mkfifo fifo")
+      :format(run.quote(base .. "/a"))))
+    local files = assert(core.dir_files(base .. "/a"))
+    assert.are.equal(1, #files) -- not the link, the directories or the FIFO
+    assert.are.equal("five", files[1].name)
+    assert.are.equal(5, files[1].size)
+    assert.is_true(math.abs(files[1].time - os.time()) < 3600)
+    local none, message = core.dir_files(base .. "/missing")
+    assert.is_nil(none)
+    assert.truthy(message:find("cannot read " .. base .. "/missing", 1, true), message)
+    none, message = core.private_dir("")
+    assert.is_nil(none)
+    assert.truthy(message:find("not a usable directory name", 1, true), message)
+    -- A child whose standard output is a pipe (run.lua_code reads it).
+    local out = run.lua_code('io.write(tostring(require("codeartsbuild.core").isatty(1)))')
+    assert.are.equal("false", out:match("(%a+)%s*$"))
+    os.execute("rm -rf " .. run.quote(base))
+  end)
+
   it("refuses a directory that is a symbolic link, a file, or another user's", function()
     local base = run.tmpdir()
     assert(os.execute(("mkdir %s/real && ln -s %s/real %s/link && touch %s/file"):format(run.quote(base),

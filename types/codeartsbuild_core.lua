@@ -188,6 +188,23 @@ function core.check_build_no(build_no, caller) end
 ---@return string e.g. "52.3s", "4m43s", "1h02m", "-"
 function core.format_duration(ms) end
 
+---Makes a directory only this user may use (mode 0700, parents too), or checks that one is.
+---@param path string
+---@return true|nil ok
+---@return string|nil message
+function core.private_dir(path) end
+
+---The regular files directly in a directory (symbolic links not followed).
+---@param path string
+---@return {name: string, size: integer, time: number}[]|nil files
+---@return string|nil message
+function core.dir_files(path) end
+
+---Whether a file descriptor of this process (0, 1, 2) is a terminal.
+---@param fd integer
+---@return boolean
+function core.isatty(fd) end
+
 ---@param options codeartsbuild.Options|nil
 ---@return codeartsbuild.Client|nil client
 ---@return string|nil message

@@ -57,17 +57,7 @@ local function json_codec()
 end
 
 ---------------------------------------------------------------------------------------------------
--- Shell and files
-
-local function quote(word)
-  return "'" .. tostring(word):gsub("'", "'\\''") .. "'"
-end
-
-local function execute(command)
-  local ok, _, code = os.execute(command)
-  if type(ok) == "number" then return ok == 0 end -- Lua 5.1: the status
-  return ok == true and (code == nil or code == 0)
-end
+-- Files
 
 local process_id
 --- This process's id (/proc/self is the process that opens it), for temporary file names.
@@ -140,13 +130,8 @@ end
 local function prepare(dir)
   if dir:find("[%c]") then return nil, "the cache directory's name has a control character" end
   if #dir > 4000 then return nil, "the cache directory's name is too long" end
-  local q = quote(dir)
-  local script = ("umask 077; mkdir -p -- %s 2>/dev/null; test -d %s && test ! -L %s && test -O %s && test -w %s "
-    .. "&& chmod 700 -- %s"):format(q, q, q, q, q, q)
-  if not execute(script) then
-    return nil, ("cannot use %s as the cache: it must be a directory (not a symbolic link) that this user owns "
-      .. "and may write"):format(dir)
-  end
+  local ok, why = core.private_dir(dir)
+  if not ok then return nil, ("cannot use %s as the cache: %s"):format(dir, why) end
   return true
 end
 
@@ -221,34 +206,38 @@ local function block_of(build_no)
   return math.floor((build_no - 1) / M.BLOCK)
 end
 
---- The valid records of a file, by build number (an empty table for a missing, foreign or
--- corrupt file: it is replaced at the next write).
+--- The entries of a file, by build number, as they were read: each is checked (record_of) when it
+-- is asked for, so a walk that reads part of a block pays for that part only. An empty table for a
+-- missing, foreign or corrupt file: it is replaced at the next write.
 local function load(self, endpoint, project_id, job_id, block)
   local text = read_small(self.dir .. "/" .. file_name(endpoint, project_id, job_id, block), M.MAX_FILE_BYTES)
-  local records = {}
-  if not text then return records, false end
+  local entries = {}
+  if not text then return entries, false end
   local ok, doc = pcall(json_codec().decode, text)
   if not ok or type(doc) ~= "table" or doc.format ~= M.FORMAT or doc.endpoint ~= endpoint
     or doc.project_id ~= project_id or doc.job_id ~= job_id or doc.block ~= block or type(doc.records) ~= "table" then
     self.stats.rejected = self.stats.rejected + 1
-    return records, true
+    return entries, true
   end
   local first, last = block * M.BLOCK + 1, (block + 1) * M.BLOCK
   for key, entry in pairs(doc.records) do
     local n = type(key) == "string" and key:match("^%d+$") and #key <= 10 and tonumber(key)
-    local rec = n and n >= first and n <= last and record_of(entry, job_id, n)
-    if rec then
-      records[n] = rec
+    if n and n >= first and n <= last then
+      entries[n] = entry
     else
       self.stats.rejected = self.stats.rejected + 1
     end
   end
-  return records, true
+  return entries, true
 end
 
 --- The loaded block of a job (read from disk once, kept while it is one of the last few used).
-local function block_records(self, endpoint, project_id, job_id, block)
-  local key = file_name(endpoint, project_id, job_id, block)
+local function block_key(endpoint, project_id, job_id, block)
+  return endpoint .. "\0" .. project_id .. "\0" .. job_id .. "\0" .. block
+end
+
+local function block_entries(self, endpoint, project_id, job_id, block)
+  local key = block_key(endpoint, project_id, job_id, block)
   local loaded = self.loaded[key]
   if not loaded then
     loaded = load(self, endpoint, project_id, job_id, block)
@@ -261,7 +250,8 @@ local function block_records(self, endpoint, project_id, job_id, block)
   return loaded
 end
 
---- The cached record of a build (a copy), or nil when the cache does not have it.
+--- The cached record of a build (made for the caller, who may change it), or nil when the cache
+-- does not have it.
 ---@param client userdata the client whose endpoint and project the record is from
 ---@param job_id string
 ---@param build_no integer
@@ -272,10 +262,16 @@ function Cache:get(client, job_id, build_no)
     self.stats.misses = self.stats.misses + 1
     return nil
   end
-  local rec = block_records(self, endpoint, project_id, job_id, block_of(build_no))[build_no]
+  local entries = block_entries(self, endpoint, project_id, job_id, block_of(build_no))
+  local entry = entries[build_no]
+  local rec = entry ~= nil and record_of(entry, job_id, build_no)
   if rec then
     self.stats.hits = self.stats.hits + 1
-    return copy(rec)
+    return rec
+  end
+  if entry ~= nil then
+    entries[build_no] = nil
+    self.stats.rejected = self.stats.rejected + 1
   end
   self.stats.misses = self.stats.misses + 1
   return nil
@@ -291,7 +287,7 @@ function Cache:put(client, job_id, rec)
   if not query.ended(rec) or type(rec.buildNo) ~= "number" or type(job_id) ~= "string" then return false end
   local endpoint, project_id = identity(client)
   if not endpoint then return false end
-  local key = endpoint .. "\0" .. project_id .. "\0" .. job_id .. "\0" .. block_of(rec.buildNo)
+  local key = block_key(endpoint, project_id, job_id, block_of(rec.buildNo))
   local waiting = self.pending[key]
   if not waiting then
     waiting = { endpoint = endpoint, project_id = project_id, job_id = job_id, block = block_of(rec.buildNo),
@@ -307,14 +303,9 @@ end
 --- The files of the cache, oldest first: { name =, size =, time = }.
 local function listing(dir)
   local files = {}
-  local pipe = io.popen(("find %s -maxdepth 1 -type f -name '*.json' -printf '%%T@ %%s %%f\\n' 2>/dev/null")
-    :format(quote(dir)))
-  if not pipe then return files end
-  for line in pipe:lines() do
-    local time, size, name = line:match("^([%d%.]+) (%d+) (%S+)$")
-    if time then files[#files + 1] = { time = tonumber(time), size = tonumber(size), name = name } end
+  for _, file in ipairs(core.dir_files(dir) or {}) do
+    if file.name:find("%.json$") and file.name:sub(1, 1) ~= "." then files[#files + 1] = file end
   end
-  pipe:close()
   table.sort(files, function(a, b) return a.time < b.time end)
   return files
 end
@@ -327,10 +318,13 @@ local function prune(self)
   for _, file in ipairs(files) do
     if total <= self.max_bytes then break end
     os.remove(self.dir .. "/" .. file.name)
-    self.loaded[file.name] = nil
+    self.loaded, self.order = {}, {} -- read again what is left
     total = total - file.size
   end
-  execute(("find %s -maxdepth 1 -type f -name '.*.tmp' -mmin +60 -delete 2>/dev/null"):format(quote(self.dir)))
+  local hour_ago = os.time() - 3600
+  for _, file in ipairs(core.dir_files(self.dir) or {}) do
+    if file.name:find("^%..*%.tmp$") and file.time < hour_ago then os.remove(self.dir .. "/" .. file.name) end
+  end
 end
 
 --- Writes the records waiting to be written: each block is read again (another process may have
@@ -342,10 +336,12 @@ function Cache:flush()
   for key, waiting in pairs(self.pending) do
     self.pending[key] = nil
     local name = file_name(waiting.endpoint, waiting.project_id, waiting.job_id, waiting.block)
-    local records, existed = load(self, waiting.endpoint, waiting.project_id, waiting.job_id, waiting.block)
-    for n, rec in pairs(waiting.records) do records[n] = rec end
+    local stored, existed = load(self, waiting.endpoint, waiting.project_id, waiting.job_id, waiting.block)
     local entries = {}
-    for n, rec in pairs(records) do entries[("%d"):format(n)] = rec end
+    for n, entry in pairs(stored) do
+      if not waiting.records[n] and record_of(entry, waiting.job_id, n) then entries[("%d"):format(n)] = entry end
+    end
+    for n, rec in pairs(waiting.records) do entries[("%d"):format(n)] = rec end
     local ok, text = pcall(json_codec().encode, {
       format = M.FORMAT, endpoint = waiting.endpoint, project_id = waiting.project_id, job_id = waiting.job_id,
       block = waiting.block, records = entries,
@@ -355,7 +351,8 @@ function Cache:flush()
       for _ in pairs(waiting.records) do count = count + 1 end
       written = written + count
       created = created or not existed
-      self.loaded[name] = nil -- read again when next asked for
+      -- read again when next asked for
+      self.loaded[block_key(waiting.endpoint, waiting.project_id, waiting.job_id, waiting.block)] = nil
     end
   end
   self.pending_count = 0

@@ -866,15 +866,30 @@ end
 
 --- One JSON value, without lua-cjson's escaping of "/" (valid, but noisy in branch names).
 local function json_scalar(value)
+  local text = json().encode(value)
+  if type(value) ~= "string" or not value:find("/", 1, true) then return text end
   -- In cjson's output a backslash is either the start of an escape or written as "\\"; so "\/"
   -- can only be an escaped slash, however many backslashes precede it.
-  return (json().encode(value):gsub("\\/", "/"))
+  return (text:gsub("\\/", "/"))
 end
+
+local key_texts = {} -- key -> its JSON text: a record's 33 names are written for every record
+local function key_text(key)
+  local text = key_texts[key]
+  if not text then
+    text = json_scalar(tostring(key))
+    key_texts[key] = text
+  end
+  return text
+end
+
+local ordered_names = setmetatable({}, { __mode = "k" }) -- rank -> the names it ranks, in order
 
 --- Ranks of keys: the names in `names` first, in that order.
 local function ranks(names)
   local rank = {}
   for i, name in ipairs(names) do rank[name] = i end
+  ordered_names[rank] = names
   return rank
 end
 
@@ -908,15 +923,19 @@ local function encode(value, rank, indent, depth)
     for i = 1, n do parts[i] = encode(value[i], rank, indent, depth + 1) end
     return "[" .. open .. table.concat(parts, between) .. close .. "]"
   end
-  table.sort(keys, function(a, b)
-    local ra, rb = rank[a], rank[b]
-    if ra and rb then return ra < rb end
-    if ra or rb then return ra ~= nil end
-    return tostring(a) < tostring(b)
-  end)
-  local parts = {}
-  for i, k in ipairs(keys) do
-    parts[i] = json_scalar(tostring(k)) .. (indent and ": " or ":") .. encode(value[k], rank, indent, depth + 1)
+  -- The ranked keys in their order, then the others sorted.
+  local parts, others = {}, {}
+  local sep = indent and ": " or ":"
+  for _, k in ipairs(keys) do
+    if not rank[k] then others[#others + 1] = k end
+  end
+  for _, k in ipairs(ordered_names[rank] or {}) do
+    local v = rawget(value, k)
+    if v ~= nil then parts[#parts + 1] = key_text(k) .. sep .. encode(v, rank, indent, depth + 1) end
+  end
+  table.sort(others, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(others) do
+    parts[#parts + 1] = key_text(k) .. sep .. encode(value[k], rank, indent, depth + 1)
   end
   return "{" .. open .. table.concat(parts, between) .. close .. "}"
 end

@@ -10,9 +10,8 @@
 --     for _, line in ipairs(view.record_lines(rec)) do print(line) end
 --
 -- Colours: only when the output is a terminal and `NO_COLOR` is unset (or empty), and `TERM` is
--- not `dumb`. Whether `io.stdout` (or `io.stderr`) is a terminal is asked once per process, the
--- first time a view prints in colour-deciding mode, with `test -t 1` (`test -t 2`): the shell that
--- `os.execute` starts inherits Lua's own standard streams, so this is the REPL user's terminal.
+-- not `dumb`. Whether `io.stdout` (or `io.stderr`) is a terminal is asked of the system
+-- (`isatty(1)`, `isatty(2)`) when a view prints in colour-deciding mode.
 -- `view.color = true` or `false` decides for every call; `opts.color` for one call.
 --
 -- Times: shown in the local time zone with their UTC offset (`2024-05-29 21:00 +08:00`);
@@ -162,23 +161,12 @@ local function paint(text, code)
   return "\27[" .. code .. "m" .. text .. "\27[0m"
 end
 
-local terminal_cache = {}
-
---- Whether file descriptor `fd` (1 or 2) of this process is a terminal, asked once per process
--- with `test -t` (the shell os.execute starts inherits Lua's standard streams).
+--- Whether file descriptor `fd` (1 or 2) of this process is a terminal.
 ---@param fd integer
 ---@return boolean
 -- @usage if view.is_terminal(2) then io.stderr:write("\r[####......]") end
 function M.is_terminal(fd)
-  if terminal_cache[fd] == nil then
-    local ok, _, code = os.execute(("test -t %d"):format(fd))
-    if type(ok) == "number" then -- Lua 5.1 and LuaJIT without 5.2 compatibility: the status
-      terminal_cache[fd] = ok == 0
-    else
-      terminal_cache[fd] = ok == true and (code == nil or code == 0)
-    end
-  end
-  return terminal_cache[fd]
+  return core.isatty(fd)
 end
 
 --- Whether output to `out` (a file handle, default io.stdout) gets colours, following
