@@ -369,7 +369,7 @@ static int read_result(lua_State *L, json_reader *r, int keys_idx)
 
 	memset(seen, 0, sizeof seen);
 	r->p++;
-	lua_createtable(L, 0, CB_RECORD_FIELDS + 2);
+	lua_createtable(L, 0, CB_RECORD_PRESIZE);
 	record = lua_gettop(L);
 	skip_space(r);
 	if (r->p < r->end && *r->p == '}') {

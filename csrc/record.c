@@ -273,7 +273,7 @@ int cb_record_push(lua_State *L, int idx, int names_idx, int keys_idx, int mt_id
 {
 	int record;
 
-	lua_createtable(L, 0, CB_RECORD_FIELDS + 2);
+	lua_createtable(L, 0, CB_RECORD_PRESIZE);
 	record = lua_gettop(L);
 	lua_pushnil(L);
 	while (lua_next(L, idx) != 0) { /* key at -2, value at -1 */

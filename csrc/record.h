@@ -7,6 +7,11 @@
 #include <lua.h>
 
 #define CB_RECORD_FIELDS 33
+/* The hash part a record table is made with: Lua rounds it up to a power of two, and records
+ * hold about 30 non-null fields, so 32 slots; a record with more grows once. (33 made every
+ * record 64 slots: about 0.8 KB of its 2.2 more, and memory is what a walk that keeps its
+ * records pays most for, bench/PROFILE.md.) */
+#define CB_RECORD_PRESIZE 32
 
 /* The fields of the reference page (record.c), for record.c and reader.c. */
 typedef enum { FIELD_STRING, FIELD_INTEGER, FIELD_NUMBER } cb_field_type;

@@ -3,6 +3,7 @@
  * what a response holds and says of the next attempt, response.c's. */
 #include "transport.h"
 #include "easy.h"
+#include "sockets.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,6 @@
 #include <openssl/crypto.h>
 
 #define MAX_POLL_WAIT_MS 1000
-#define STREAM_WAITFDS 16 /* the streams' sockets a wait watches at most (the rest: 1 s later) */
 #define INDEX_MIN_BUCKETS 64
 
 typedef struct {
@@ -32,6 +32,7 @@ typedef struct {
 struct cb_engine {
 	cb_transport_options opts; /* strings below are the engine's own copies */
 	CURLM *multi;
+	cb_sockets sockets; /* what the engine waits on: libcurl's sockets and timer */
 	cb_stream_multi streams; /* the streams' own (stream.c): in_flight counts them */
 	cb_easy_pool pool;
 	long long next_id;
@@ -257,8 +258,10 @@ cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t err
 	}
 	e->jitter_state = (unsigned long long)cb_now_ns() * 6364136223846793005ULL ^ (unsigned long long)(size_t)e;
 	e->multi = curl_multi_init();
-	if (e->multi != NULL)
+	if (e->multi != NULL) {
 		keep_connections(e->multi, e->opts.max_in_flight);
+		cb_sockets_attach(&e->sockets, e->multi);
+	}
 	if (cb_easy_pool_init(&e->pool, &e->opts) != 0 || e->multi == NULL || cb_stream_multi_init(&e->streams) != 0 ||
 	    !e->opts.base_url ||
 	    (opts->ca_file && !e->opts.ca_file) || (opts->user_agent && !e->opts.user_agent) || index_grow(e) != 0) {
@@ -295,6 +298,7 @@ void cb_engine_free(cb_engine *e)
 	if (e->multi) /* closes the kept connections, through the pool's sockets */
 		curl_multi_cleanup(e->multi);
 	cb_stream_multi_free(&e->streams);
+	cb_sockets_free(&e->sockets);
 	cb_easy_pool_free(&e->pool);
 	free(e->index);
 	free((char *)e->opts.base_url);
@@ -624,45 +628,50 @@ static int multi_failure(CURLMcode mrc, char *err, size_t errlen)
 	return -1;
 }
 
+/* The shortest of: the poll cap, the next start, libcurl's timers, the deadline (0 when past). */
+static long long wait_ns_for(cb_engine *e, long long next_start, long long deadline)
+{
+	long long now = cb_now_ns(), wait_ns = (long long)MAX_POLL_WAIT_MS * 1000000,
+		  timer = cb_sockets_timer_in(&e->sockets, now),
+		  stream_timer = cb_sockets_timer_in(&e->streams.sockets, now);
+
+	if (next_start >= 0 && next_start < wait_ns)
+		wait_ns = next_start;
+	if (timer >= 0 && timer < wait_ns)
+		wait_ns = timer;
+	if (stream_timer >= 0 && stream_timer < wait_ns)
+		wait_ns = stream_timer;
+	if (deadline >= 0 && deadline - now < wait_ns)
+		wait_ns = deadline > now ? deadline - now : 0;
+	return wait_ns;
+}
+
 int cb_engine_run(cb_engine *e, long timeout_ms, char *err, size_t errlen)
 {
 	long long deadline = timeout_ms >= 0 ? cb_now_ns() + (long long)timeout_ms * 1000000 : -1;
+	int looked = 0; /* at the sockets: with a timeout of 0, once */
 
 	for (;;) {
-		int running = 0, nfds;
-		long long wait_ns = (long long)MAX_POLL_WAIT_MS * 1000000, next_start;
-		struct curl_waitfd fds[STREAM_WAITFDS];
-		long stream_ms;
+		long long next_start;
 		CURLMcode mrc;
 
 		start_ready(e);
-		mrc = curl_multi_perform(e->multi, &running);
-		if (mrc == CURLM_OK && e->streams.in_flight > 0)
-			mrc = curl_multi_perform(e->streams.multi, &running);
+		mrc = cb_sockets_run_timer(&e->sockets, e->multi); /* an attempt just added starts here */
+		if (mrc == CURLM_OK)
+			mrc = cb_sockets_run_timer(&e->streams.sockets, e->streams.multi); /* and a stream resumed */
 		if (mrc != CURLM_OK)
 			return multi_failure(mrc, err, errlen);
 		collect_finished(e);
 		if (e->finished.count > 0 || take_stream_signals(e) || !cb_engine_can_progress(e))
 			return (int)(e->finished.count > 0x7fffffff ? 0x7fffffff : e->finished.count);
+		if (looked && deadline >= 0 && cb_now_ns() >= deadline)
+			return 0;
 		next_start = start_ready(e); /* retries due now, and slots just freed */
-		if (next_start >= 0 && next_start < wait_ns)
-			wait_ns = next_start;
-		if (deadline >= 0) {
-			long long left = deadline - cb_now_ns();
-			if (left <= 0)
-				return 0;
-			if (left < wait_ns)
-				wait_ns = left;
-		}
-		/* The streams' sockets wait beside the others' (and their timers bound the wait). */
-		nfds = cb_stream_multi_waitfds(&e->streams, fds, STREAM_WAITFDS, &stream_ms);
-		if (stream_ms >= 0 && stream_ms * 1000000LL < wait_ns)
-			wait_ns = stream_ms * 1000000LL;
-		/* Whole milliseconds, rounded up: a wait never ends before the start it waits for. With
-		 * nothing in flight this just sleeps until the next start time. */
-		mrc = curl_multi_poll(e->multi, fds, (unsigned)nfds, (int)((wait_ns + 999999) / 1000000), NULL);
+		/* With nothing in flight this just sleeps until the next start time. */
+		mrc = cb_stream_multi_wait(&e->streams, &e->sockets, e->multi, wait_ns_for(e, next_start, deadline));
 		if (mrc != CURLM_OK)
 			return multi_failure(mrc, err, errlen);
+		looked = 1;
 	}
 }
 
