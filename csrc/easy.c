@@ -210,13 +210,18 @@ static CURL *new_easy_handle(cb_easy_pool *e)
 
 
 /* Takes t's handle back. A kept handle is left as new_easy_handle made it: nothing of t's (its
- * memory goes with it), and a GET again if t was a POST. */
+ * memory goes with it), and a GET again if t was a POST. A stream's handle is not kept: it has a
+ * stream's options, and it may have been paused with bytes libcurl still holds for t. */
 void cb_easy_return(cb_easy_pool *e, cb_transfer *t)
 {
 	CURL *c = t->easy;
 	CURLcode rc = CURLE_OK;
 
 	t->easy = NULL;
+	if (t->flags & CB_STREAM) {
+		curl_easy_cleanup(c);
+		return;
+	}
 	SET(CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
 	SET(CURLOPT_ERRORBUFFER, (char *)NULL);
 	SET(CURLOPT_PRIVATE, (void *)NULL);
@@ -230,6 +235,25 @@ void cb_easy_return(cb_easy_pool *e, cb_transfer *t)
 		e->idle[e->idle_count++] = c;
 	else
 		curl_easy_cleanup(c);
+}
+
+/* A stream's options (transport.h, "Streams"): HTTP/1.1 on a connection of its own (stream.c),
+ * no size limit (the write callback applies max_body to what it does not stream), any encoding
+ * libcurl can decode (Accept-Encoding lists them), and the timeout as the time allowed without a
+ * byte, which a paused transfer does not count. */
+static CURLcode configure_stream(cb_easy_pool *e, CURL *c)
+{
+	long idle_s = (e->opts->timeout_ms + 999) / 1000;
+	CURLcode rc = CURLE_OK;
+
+	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1); /* stream.c says why */
+	SET(CURLOPT_PIPEWAIT, 0L);
+	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0);
+	SET(CURLOPT_TIMEOUT_MS, 0L);
+	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
+	SET(CURLOPT_LOW_SPEED_TIME, idle_s > 0 ? idle_s : 1L);
+	SET(CURLOPT_ACCEPT_ENCODING, "");
+	return rc;
 }
 
 /* The options of one attempt. */
@@ -251,6 +275,8 @@ static CURLcode configure(cb_easy_pool *e, cb_transfer *t)
 		SET(CURLOPT_POSTFIELDSIZE, (long)t->request_body.len);
 		SET(CURLOPT_POSTFIELDS, t->request_body.data);
 	}
+	if (rc == CURLE_OK && (t->flags & CB_STREAM))
+		rc = configure_stream(e, c);
 	return rc;
 }
 CURL *cb_easy_take(cb_easy_pool *e, cb_transfer *t, CURLcode *rc)

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 
 #include "codes.h"
+#include "sockets.h"
 #include "transport.h"
 
 #define CB_IDLE_HANDLES_KEPT 64
@@ -32,6 +33,24 @@ void cb_easy_pool_let_go(cb_easy_pool *pool);
 /* A handle for t's attempt, configured (NULL, or a libcurl code in *rc); and back into the pool. */
 CURL *cb_easy_take(cb_easy_pool *pool, cb_transfer *t, CURLcode *rc);
 void cb_easy_return(cb_easy_pool *pool, cb_transfer *t);
+
+/* stream.c: the streams' own multi handle (transport.h, "Streams"), its sockets and timer
+ * (sockets.h), how many streams are in flight in it (transport.c counts them), and a scratch list
+ * for the waits that watch its sockets and the other multi handle's together. */
+typedef struct {
+	CURLM *multi;
+	cb_sockets sockets;
+	size_t in_flight;
+	struct pollfd *all;
+	size_t all_cap;
+} cb_stream_multi;
+
+/* 0, or -1 (out of memory); s zeroed by the caller. */
+int cb_stream_multi_init(cb_stream_multi *s);
+void cb_stream_multi_free(cb_stream_multi *s);
+/* cb_sockets_wait for both multi handles: waits up to wait_ns for a socket of either to be ready,
+ * and tells the multi handle it belongs to. */
+CURLMcode cb_stream_multi_wait(cb_stream_multi *s, cb_sockets *others, CURLM *others_multi, long long wait_ns);
 
 /* response.c: libcurl's write and header callbacks (their data is the transfer), and the wait
  * before the next attempt: Retry-After, or full jitter from the backoff. */

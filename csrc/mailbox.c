@@ -13,11 +13,23 @@ static void deliver(cb_client *c, cb_transfer *t)
 	cb_engine_deliver(c->engine, t);
 }
 
+/* A stream that goes alone to try the credentials (iam.c's probe) says they work as soon as its
+ * file begins to flow, long before its last byte: the requests the gate holds back need not wait
+ * for its owner to read it all (the owner may want them first: it would wait for ever). */
+static void stream_answered(cb_client *c)
+{
+	cb_transfer *t = c->credentials.probe_id ? cb_engine_find(c->engine, c->credentials.probe_id) : NULL;
+
+	if (t && (t->flags & CB_STREAM) && t->state == CB_IN_FLIGHT && t->stream_mode == CB_STREAM_FLOWING)
+		cb_iam_answered(c, t);
+}
+
 /* Settles every finished transfer: IAM, another attempt, or the mailbox. */
 static void settle(lua_State *L, cb_client *c)
 {
 	cb_transfer *t;
 
+	stream_answered(c);
 	while ((t = cb_engine_next_finished(c->engine)) != NULL) {
 		const request_ctx *ctx = t->user;
 		if (ctx->kind == REQUEST_IAM_TOKEN || ctx->kind == REQUEST_IAM_PROJECTS)
@@ -55,8 +67,10 @@ static cb_transfer *wait_for(lua_State *L, cb_client *c, long long id, long long
 			return NULL;
 		if ((t = cb_engine_take(c->engine, id)) != NULL)
 			return t;
-		*why = cb_engine_find(c->engine, id) == NULL ? WAIT_GONE : ran && !cb_engine_can_progress(c->engine) ?
-			WAIT_STALLED : WAIT_TIMEOUT;
+		t = cb_engine_find(c->engine, id);
+		if (t && (t->flags & CB_STREAM) && t->stream.len > 0)
+			cb_engine_stream_consumed(t); /* take() on a stream drops what its owner has not read */
+		*why = t == NULL ? WAIT_GONE : ran && !cb_engine_can_progress(c->engine) ? WAIT_STALLED : WAIT_TIMEOUT;
 		if (*why != WAIT_TIMEOUT)
 			return NULL;
 		timeout_ms = deadline_ns < 0 ? -1 : ms_until(deadline_ns);
@@ -90,8 +104,8 @@ static int wait_failed(lua_State *L, cb_client *c, const char *what, long long i
 	return cb_client_raise(L, c, lua_tostring(L, -1));
 }
 
-/* Pushes {id =, job_id =, build_no =, record = | message =, err =} (or path = and body =) for a done
- * transfer, and frees it. */
+/* Pushes {id =, job_id =, build_no =, record = | message =, err =} (or path = and body =, or for a
+ * stream path = and bytes =) for a done transfer, and frees it. */
 static void push_entry(lua_State *L, cb_client *c, cb_transfer *t)
 {
 	const request_ctx *ctx = t->user;
@@ -112,7 +126,7 @@ static void push_entry(lua_State *L, cb_client *c, cb_transfer *t)
 	}
 	n = cb_request_deliver(L, c, t);
 	if (n == 1) {
-		lua_setfield(L, entry, ctx->kind == REQUEST_RECORD ? "record" : "body");
+		lua_setfield(L, entry, ctx->kind == REQUEST_RECORD ? "record" : lua_type(L, -1) == LUA_TNUMBER ? "bytes" : "body");
 	} else {
 		lua_setfield(L, entry, "err");
 		lua_setfield(L, entry, "message");
@@ -149,24 +163,42 @@ static long long id_arg(lua_State *L, int arg)
 	return (long long)n;
 }
 
-/* submit's and submit_get's options: { hold = true } keeps the request out of poll(). */
-static int submit_flags(lua_State *L, int arg)
-{
-	int flags = 0;
+/* The longest `after` (a day, in milliseconds). */
+#define MAX_AFTER_MS 86400000.0
 
+/* submit's and submit_get's options: { hold = true } keeps the request out of poll(); { stream =
+ * true } (submit_get only) streams the body to read(), and holds the request; { after = ms }
+ * starts it no earlier than that. */
+static int submit_flags(lua_State *L, int arg, int may_stream, long *after_ms)
+{
+	int flags = 0, stream = 0;
+
+	*after_ms = 0;
 	if (lua_isnoneornil(L, arg))
 		return 0;
 	luaL_checktype(L, arg, LUA_TTABLE);
 	lua_pushnil(L);
 	while (lua_next(L, arg) != 0) {
-		if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "hold") != 0)
-			luaL_error(L, "unknown submit option %s", lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "");
-		if (lua_type(L, -1) != LUA_TBOOLEAN)
-			luaL_error(L, "submit option 'hold' must be a boolean");
-		flags = lua_toboolean(L, -1) ? CB_HELD : 0;
+		const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+		if (strcmp(name, "after") == 0) {
+			lua_Number ms = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+			if (!(ms >= 0 && ms <= MAX_AFTER_MS))
+				luaL_error(L, "submit option 'after' must be a number of milliseconds from 0 to %d",
+					   (int)MAX_AFTER_MS);
+			*after_ms = (long)ceil(ms);
+		} else if (strcmp(name, "hold") == 0 || (may_stream && strcmp(name, "stream") == 0)) {
+			if (lua_type(L, -1) != LUA_TBOOLEAN)
+				luaL_error(L, "submit option '%s' must be a boolean", name);
+			if (name[0] == 'h')
+				flags = lua_toboolean(L, -1) ? CB_HELD : 0;
+			else
+				stream = lua_toboolean(L, -1);
+		} else {
+			luaL_error(L, "unknown submit option %s", name);
+		}
 		lua_pop(L, 1);
 	}
-	return flags;
+	return stream ? CB_STREAM | CB_HELD : flags;
 }
 
 /* Submits the request ctx describes (a record, or a GET of path?query), if the credentials allow
@@ -269,6 +301,20 @@ static int module_record_info(lua_State *L)
 }
 
 /***
+ * Seconds on a monotonic clock, with a fraction: for deadlines and elapsed times (`os.clock`
+ * counts CPU time, `os.time` whole seconds of a clock that may jump). The engine's waits use the
+ * same clock; `client:wait` measures its `timeout` with it.
+ * @usage local started = cb.monotonic(); ...; print(cb.monotonic() - started)
+ * @function monotonic
+ * @treturn number seconds
+ */
+static int module_monotonic(lua_State *L)
+{
+	lua_pushnumber(L, (lua_Number)cb_now_ns() / 1e9);
+	return 1;
+}
+
+/***
  * @type client
  */
 
@@ -293,11 +339,13 @@ static int client_record_info(lua_State *L)
 
 /***
  * Starts a record request and returns its id at once. With `{hold = true}` the request is held:
- * `poll` never returns it, and its owner collects it with `take(id)`.
+ * `poll` never returns it, and its owner collects it with `take(id)`. With `{after = ms}` it
+ * starts no earlier than `ms` milliseconds from now (a poll interval that sleeps in the engine,
+ * where waits sleep: nothing spins, and a held request's owner may take it with a timeout).
  * @function client:submit
  * @tparam string job_id
  * @tparam integer|string build_no
- * @tparam[opt] table options `{hold = true}`
+ * @tparam[opt] table options `{hold = true, after = ms}`
  * @treturn[1] integer the request id
  * @return[2] nil
  * @treturn[2] string message
@@ -307,7 +355,8 @@ static int client_record_info(lua_State *L)
  */
 static int client_submit(lua_State *L)
 {
-	int flags = submit_flags(L, 4);
+	long after_ms;
+	int flags = submit_flags(L, 4, 0, &after_ms);
 	cb_client *c = cb_client_enter(L);
 	request_ctx ctx;
 	cb_failure f;
@@ -315,6 +364,7 @@ static int client_submit(lua_State *L)
 
 	if ((t = submit_record(L, c, 2, flags, &ctx, &f)) == NULL)
 		return cb_client_leave(L, c, cb_push_failure(L, &f, &ctx));
+	cb_engine_defer(c->engine, t, after_ms);
 	lua_pushinteger(L, (lua_Integer)t->id);
 	return cb_client_leave(L, c, 1);
 }
@@ -364,7 +414,8 @@ static int client_poll(lua_State *L)
 /***
  * Takes request `id` out of the mailbox once it is done: the same entry `poll` would give. Waits at
  * most `timeout_ms` (0: never waits; left out: until it is done). Raises for an id this client
- * never issued, or one that was already taken, polled or cancelled.
+ * never issued, or one that was already taken, polled or cancelled. On a streamed request
+ * (`read`), what its owner has not read is dropped.
  * @function client:take
  * @tparam integer id
  * @tparam[opt] number timeout_ms
@@ -393,6 +444,69 @@ static int client_take(lua_State *L)
 	else
 		return wait_failed(L, c, "take", id, why, err);
 	return cb_client_leave(L, c, 1);
+}
+
+/***
+ * Reads a streamed request (`submit_get(path, query, {stream = true})`): the next piece of its
+ * body, a non-empty string of at most 64 KiB, as soon as there is one; then, once every byte has
+ * been read and the request is done, its entry, as `take` gives it: `{id, path, bytes}` (the
+ * body's size) or `{id, path, message, err}` (a failure after some pieces means the body was cut
+ * short), or `{id, path, body}` when the server answered JSON. Until the owner reads, the transfer
+ * is paused: a stream never holds more than a piece in memory. A failed attempt is tried again as
+ * any request is (the engine's rule), and the new attempt skips the bytes already read: no byte is
+ * given twice, none is lost, as long as the server sends the same file again. Waits at most
+ * `timeout_ms` (0: never waits; left out: until there is something) and returns nil when that
+ * passed. On a request that does not stream it is `take`; `take` on a stream drops what was not
+ * read. Raises as `take` does.
+ * @function client:read
+ * @tparam integer id
+ * @tparam[opt] number timeout_ms
+ * @treturn string|table|nil a piece of the body, or the entry, or nil when the time ran out
+ * @usage local id = assert(client:submit_get("/v1/log/" .. record_id .. "/download-log", nil, { stream = true }))
+ * for piece in function() local p = client:read(id); if type(p) == "string" then return p end end do
+ *   io.write(piece)
+ * end
+ */
+static int client_read(lua_State *L)
+{
+	long long id = id_arg(L, 2), deadline = deadline_arg(L, 3);
+	cb_client *c = cb_client_enter(L);
+	char err[256];
+	int ran = 0;
+
+	if (id < 1 || id > cb_engine_last_id(c->engine)) {
+		lua_pushfstring(L, "codeartsbuild: read: request %f was never issued by this client", (double)id);
+		return cb_client_raise(L, c, lua_tostring(L, -1));
+	}
+	for (;;) {
+		cb_transfer *t;
+		long timeout_ms;
+
+		settle(L, c);
+		if (c->closed)
+			return wait_failed(L, c, "read", id, WAIT_CLOSED, err);
+		if ((t = cb_engine_find(c->engine, id)) == NULL)
+			return wait_failed(L, c, "read", id, WAIT_GONE, err);
+		if (t->stream.len > 0) {
+			lua_pushlstring(L, t->stream.data, t->stream.len);
+			cb_engine_stream_consumed(t);
+			return cb_client_leave(L, c, 1);
+		}
+		if (t->state == CB_DONE) {
+			push_entry(L, c, cb_engine_take(c->engine, id));
+			return cb_client_leave(L, c, 1);
+		}
+		if (ran && !cb_engine_can_progress(c->engine))
+			return wait_failed(L, c, "read", id, WAIT_STALLED, err);
+		timeout_ms = deadline < 0 ? -1 : ms_until(deadline);
+		if (ran && timeout_ms == 0) {
+			lua_pushnil(L);
+			return cb_client_leave(L, c, 1);
+		}
+		if (cb_engine_run(c->engine, timeout_ms, err, sizeof err) < 0)
+			return wait_failed(L, c, "read", id, WAIT_FAILED, err);
+		ran = 1;
+	}
 }
 
 /***
@@ -437,11 +551,15 @@ static int client_pending(lua_State *L)
 
 /***
  * `get` without waiting: the request id at once; `poll` (or `take`) gives `{id, path, body}` or
- * `{id, path, message, err}`.
+ * `{id, path, message, err}`. Options as `submit` takes (`hold`, `after`), and `stream = true`:
+ * the request is held, and the body of a successful answer that is not JSON (a log file) goes to
+ * its owner a piece at a time through `read(id)`, without `max_body`, decompressed when the
+ * server compressed it, with `timeout` as the time allowed without a byte. An answer in JSON (an
+ * error, or a file route that failed) is read and decoded as `get` does.
  * @function client:submit_get
  * @tparam string path
  * @tparam[opt] table query
- * @tparam[opt] table options `{hold = true}`
+ * @tparam[opt] table options `{hold = true, after = ms, stream = true}`
  * @treturn[1] integer the request id
  * @return[2] nil
  * @treturn[2] string message
@@ -450,7 +568,8 @@ static int client_pending(lua_State *L)
  */
 static int client_submit_get(lua_State *L)
 {
-	int flags = submit_flags(L, 4);
+	long after_ms;
+	int flags = submit_flags(L, 4, 1, &after_ms);
 	cb_client *c = cb_client_enter(L);
 	request_ctx ctx;
 	cb_failure f;
@@ -458,6 +577,7 @@ static int client_submit_get(lua_State *L)
 
 	if ((t = submit_get(L, c, flags, &ctx, &f)) == NULL)
 		return cb_client_leave(L, c, cb_push_failure(L, &f, &ctx));
+	cb_engine_defer(c->engine, t, after_ms);
 	lua_pushinteger(L, (lua_Integer)t->id);
 	return cb_client_leave(L, c, 1);
 }
@@ -503,6 +623,7 @@ static const luaL_Reg mailbox_methods[] = {
 	{"submit", client_submit},
 	{"poll", client_poll},
 	{"take", client_take},
+	{"read", client_read},
 	{"pending", client_pending},
 	{"cancel", client_cancel},
 	{"get", client_get},
@@ -519,4 +640,6 @@ void cb_mailbox_open(lua_State *L, int state, int module)
 	lua_pushvalue(L, state);
 	lua_pushcclosure(L, module_record_info, 1);
 	lua_setfield(L, module, "record_info");
+	lua_pushcfunction(L, module_monotonic);
+	lua_setfield(L, module, "monotonic");
 }

@@ -233,8 +233,8 @@ void cb_client_open(lua_State *L, int state, int module);
 
 /* ---- mailbox.c: the methods on requests, and the one mailbox ---- */
 
-/* submit, poll, take, pending, cancel, record_info, get, submit_get into core.client_methods,
- * and core.record_info. */
+/* submit, poll, take, read (a streamed request's body, a piece at a time), pending, cancel,
+ * record_info, get, submit_get into core.client_methods, and core.record_info and core.monotonic. */
 void cb_mailbox_open(lua_State *L, int state, int module);
 
 /* ---- core.c: the module entry ---- */

@@ -341,6 +341,10 @@ static int push_success(lua_State *L, const cb_transfer *t, cb_failure *f)
 	int top = lua_gettop(L), body;
 	char message[384], said[sizeof f->text];
 
+	if ((t->flags & CB_STREAM) && t->stream_mode != CB_STREAM_BUFFERING) {
+		lua_pushinteger(L, (lua_Integer)t->streamed); /* the body went to its owner: its size */
+		return 1;
+	}
 	if (ctx->kind == REQUEST_RECORD && t->body.len > 0 && read_record(L, &t->body))
 		return answers(L, top + 1, ctx, f) ? 1 : (lua_settop(L, top), 0);
 	if (t->body.len == 0 || cb_decode_body(L, &t->body) != 0) {

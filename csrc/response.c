@@ -26,11 +26,59 @@ static void reserve_announced_body(cb_transfer *t)
 #endif
 }
 
+/* A streamed transfer's attempt streams the body of a 2xx answer that is not JSON, and reads any
+ * other as every transfer does (transport.h, "Streams"). */
+static int stream_flows(cb_transfer *t)
+{
+	long status = 0;
+	char *type = NULL;
+
+	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &type);
+	t->status = status; /* known before the transfer ends: the credentials worked (mailbox.c) */
+	if (status < 200 || status > 299)
+		return 0;
+	if (type == NULL)
+		return 1;
+	while (*type == ' ')
+		type++;
+	return strncasecmp(type, "application/json", 16) != 0;
+}
+
+/* Appends a piece of the body to the stream, after the bytes earlier attempts gave (skipped), or
+ * pauses the transfer when it would not fit: libcurl then keeps the whole piece and hands it over
+ * again once cb_engine_stream_consumed resumes the transfer. An empty stream takes any piece. */
+static size_t stream_body(cb_transfer *t, char *data, size_t n)
+{
+	long long behind = t->streamed - t->attempt_seen; /* bytes of this piece the stream has already */
+	size_t skip = behind <= 0 ? 0 : behind < (long long)n ? (size_t)behind : n;
+
+	if (n > skip && t->stream.len > 0 && t->stream.len + (n - skip) > CB_STREAM_CHUNK) {
+		t->paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	if (t->stream.cap == 0 && cb_buffer_reserve_exact(&t->stream, CB_STREAM_CHUNK) != 0)
+		return 0;
+	if (cb_buffer_append(&t->stream, data + skip, n - skip) != 0)
+		return 0; /* out of memory: libcurl fails the transfer */
+	t->attempt_seen += (long long)n;
+	t->streamed += (long long)(n - skip);
+	if (n > skip)
+		t->signalled = 1;
+	return n;
+}
+
 size_t cb_response_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	cb_transfer *t = userdata;
 	size_t n = size * nmemb;
 
+	if (t->flags & CB_STREAM) {
+		if (t->stream_mode == CB_STREAM_UNDECIDED)
+			t->stream_mode = stream_flows(t) ? CB_STREAM_FLOWING : CB_STREAM_BUFFERING;
+		if (t->stream_mode == CB_STREAM_FLOWING)
+			return stream_body(t, data, n);
+	}
 	if (n > t->max_body - t->body.len) {
 		t->body_too_large = 1;
 		return 0; /* libcurl stops the transfer */

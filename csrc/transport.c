@@ -33,10 +33,12 @@ struct cb_engine {
 	cb_transport_options opts; /* strings below are the engine's own copies */
 	CURLM *multi;
 	cb_sockets sockets; /* what the engine waits on: libcurl's sockets and timer */
+	cb_stream_multi streams; /* the streams' own (stream.c): in_flight counts them */
 	cb_easy_pool pool;
 	long long next_id;
 	token_bucket bucket;
 	int gate_closed;
+	int stream_signal; /* a stream that got new bytes left the in-flight list since run looked */
 	unsigned long long jitter_state;
 	transfer_list queued, in_flight, finished, done;
 	/* Every transfer the engine owns, by id (ids are consecutive: id & mask spreads them). */
@@ -106,6 +108,8 @@ static void move_to(cb_engine *e, cb_transfer *t, cb_transfer_state state)
 {
 	transfer_list *from = list_of(e, t->state), *to = list_of(e, state);
 
+	if ((t->flags & CB_STREAM) && (t->state == CB_IN_FLIGHT) != (state == CB_IN_FLIGHT))
+		e->streams.in_flight += state == CB_IN_FLIGHT ? 1 : (size_t)-1;
 	if (from)
 		list_remove(from, t);
 	t->state = state;
@@ -207,6 +211,7 @@ void cb_transfer_free(cb_transfer *t)
 		return;
 	wipe_headers(&t->headers);
 	cb_buffer_free(&t->body);
+	cb_buffer_free(&t->stream);
 	cb_buffer_wipe(&t->subject_token);
 	cb_buffer_wipe(&t->request_body);
 	free(t->path);
@@ -216,6 +221,12 @@ void cb_transfer_free(cb_transfer *t)
 }
 
 /* ---- engine ---- */
+
+/* The multi handle a transfer runs in: a stream's own, or the one every other request shares. */
+static CURLM *multi_of(const cb_engine *e, const cb_transfer *t)
+{
+	return (t->flags & CB_STREAM) ? e->streams.multi : e->multi;
+}
 
 /* By default libcurl keeps 4 idle connections per easy handle in the multi handle at the moment
  * a transfer ends; ours leave it between attempts, so when few were left (the first request alone,
@@ -251,7 +262,8 @@ cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t err
 		keep_connections(e->multi, e->opts.max_in_flight);
 		cb_sockets_attach(&e->sockets, e->multi);
 	}
-	if (cb_easy_pool_init(&e->pool, &e->opts) != 0 || e->multi == NULL || !e->opts.base_url ||
+	if (cb_easy_pool_init(&e->pool, &e->opts) != 0 || e->multi == NULL || cb_stream_multi_init(&e->streams) != 0 ||
+	    !e->opts.base_url ||
 	    (opts->ca_file && !e->opts.ca_file) || (opts->user_agent && !e->opts.user_agent) || index_grow(e) != 0) {
 		snprintf(err, errlen, "cannot create the HTTP engine (out of memory)");
 		cb_engine_free(e);
@@ -276,7 +288,7 @@ void cb_engine_free(cb_engine *e)
 	if (e == NULL)
 		return;
 	for (t = e->in_flight.head; t != NULL; t = t->next) {
-		curl_multi_remove_handle(e->multi, t->easy);
+		curl_multi_remove_handle(multi_of(e, t), t->easy);
 		curl_easy_cleanup(t->easy);
 	}
 	free_list(&e->in_flight);
@@ -285,6 +297,7 @@ void cb_engine_free(cb_engine *e)
 	free_list(&e->done);
 	if (e->multi) /* closes the kept connections, through the pool's sockets */
 		curl_multi_cleanup(e->multi);
+	cb_stream_multi_free(&e->streams);
 	cb_sockets_free(&e->sockets);
 	cb_easy_pool_free(&e->pool);
 	free(e->index);
@@ -310,11 +323,15 @@ long long cb_engine_abandon(cb_engine *e)
 
 /* ---- starting attempts ---- */
 
+/* A stream's unread bytes and its count stay: they belong to the whole transfer, not the attempt. */
 static void reset_outcome(cb_transfer *t)
 {
 	t->result = CURLE_OK;
 	t->status = 0;
 	t->body_too_large = 0;
+	t->attempt_seen = 0;
+	t->stream_mode = CB_STREAM_UNDECIDED;
+	t->paused = 0;
 	cb_buffer_clear(&t->body);
 	t->request_id[0] = t->retry_after[0] = t->error[0] = '\0';
 	cb_buffer_wipe(&t->subject_token);
@@ -350,7 +367,7 @@ static void start_attempt(cb_engine *e, cb_transfer *t)
 		fail_to_start(e, t, curl_easy_strerror(rc));
 		return;
 	}
-	if (curl_multi_add_handle(e->multi, t->easy) != CURLM_OK) {
+	if (curl_multi_add_handle(multi_of(e, t), t->easy) != CURLM_OK) {
 		cb_easy_return(&e->pool, t);
 		wipe_headers(&t->headers);
 		fail_to_start(e, t, "libcurl refused the transfer");
@@ -387,14 +404,28 @@ static int rate_allows(cb_engine *e, long long now_ns, long long *when_ns)
 	return 0;
 }
 
+/* The transfers in flight that count against the cap: a paused stream does not, so that its owner
+ * may send other requests before it reads on (with concurrency 1 it would wait for ever). */
+static size_t counted_in_flight(const cb_engine *e)
+{
+	const cb_transfer *t;
+	size_t n = e->in_flight.count;
+
+	for (t = e->in_flight.head; e->streams.in_flight > 0 && t != NULL; t = t->next)
+		if ((t->flags & CB_STREAM) && t->paused)
+			n--;
+	return n;
+}
+
 /* Starts the queued transfers whose time has come, as far as the gate, the cap and the rate
  * allow. Returns the nanoseconds until the next one could start (-1: none is waiting on time). */
 static long long start_ready(cb_engine *e)
 {
 	long long now = cb_now_ns(), next = -1;
 	cb_transfer *t = e->queued.head;
+	size_t busy = counted_in_flight(e);
 
-	while (t != NULL && (int)e->in_flight.count < e->opts.max_in_flight) {
+	while (t != NULL && busy < (size_t)e->opts.max_in_flight) {
 		cb_transfer *following = t->next;
 		long long when = t->not_before_ns;
 
@@ -409,6 +440,7 @@ static long long start_ready(cb_engine *e)
 			break;
 		} else {
 			start_attempt(e, t);
+			busy += t->state == CB_IN_FLIGHT;
 		}
 		t = following;
 	}
@@ -525,9 +557,13 @@ void cb_engine_drop(cb_engine *e, cb_transfer *t)
 
 static void finish_attempt(cb_engine *e, cb_transfer *t, CURLcode result)
 {
+	if (t->signalled) { /* it leaves the in-flight list, where run looks for new stream bytes */
+		t->signalled = 0;
+		e->stream_signal = 1;
+	}
 	t->result = result;
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
-	curl_multi_remove_handle(e->multi, t->easy);
+	curl_multi_remove_handle(multi_of(e, t), t->easy);
 	cb_easy_return(&e->pool, t);
 	wipe_headers(&t->headers);
 	if (t->attempts <= e->opts.retries && cb_transfer_retryable(t)) {
@@ -538,18 +574,40 @@ static void finish_attempt(cb_engine *e, cb_transfer *t, CURLcode result)
 	}
 }
 
-static void collect_finished(cb_engine *e)
+static void collect_finished_in(cb_engine *e, CURLM *multi)
 {
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
 		cb_transfer *t = NULL;
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
 		finish_attempt(e, t, msg->data.result);
 	}
+}
+
+static void collect_finished(cb_engine *e)
+{
+	collect_finished_in(e, e->multi);
+	collect_finished_in(e, e->streams.multi);
+}
+
+/* Whether a stream got new bytes since the last look (and forgets it): its owner may read them. */
+static int take_stream_signals(cb_engine *e)
+{
+	cb_transfer *t;
+	int any = e->stream_signal;
+
+	e->stream_signal = 0;
+	for (t = e->in_flight.head; t != NULL; t = t->next) {
+		if (t->signalled) {
+			t->signalled = 0;
+			any = 1;
+		}
+	}
+	return any;
 }
 
 int cb_engine_can_progress(const cb_engine *e)
@@ -570,16 +628,19 @@ static int multi_failure(CURLMcode mrc, char *err, size_t errlen)
 	return -1;
 }
 
-/* The shortest of: the poll cap, the next start, libcurl's timer, the deadline (0 when past). */
+/* The shortest of: the poll cap, the next start, libcurl's timers, the deadline (0 when past). */
 static long long wait_ns_for(cb_engine *e, long long next_start, long long deadline)
 {
 	long long now = cb_now_ns(), wait_ns = (long long)MAX_POLL_WAIT_MS * 1000000,
-		  timer = cb_sockets_timer_in(&e->sockets, now);
+		  timer = cb_sockets_timer_in(&e->sockets, now),
+		  stream_timer = cb_sockets_timer_in(&e->streams.sockets, now);
 
 	if (next_start >= 0 && next_start < wait_ns)
 		wait_ns = next_start;
 	if (timer >= 0 && timer < wait_ns)
 		wait_ns = timer;
+	if (stream_timer >= 0 && stream_timer < wait_ns)
+		wait_ns = stream_timer;
 	if (deadline >= 0 && deadline - now < wait_ns)
 		wait_ns = deadline > now ? deadline - now : 0;
 	return wait_ns;
@@ -596,16 +657,18 @@ int cb_engine_run(cb_engine *e, long timeout_ms, char *err, size_t errlen)
 
 		start_ready(e);
 		mrc = cb_sockets_run_timer(&e->sockets, e->multi); /* an attempt just added starts here */
+		if (mrc == CURLM_OK)
+			mrc = cb_sockets_run_timer(&e->streams.sockets, e->streams.multi); /* and a stream resumed */
 		if (mrc != CURLM_OK)
 			return multi_failure(mrc, err, errlen);
 		collect_finished(e);
-		if (e->finished.count > 0 || !cb_engine_can_progress(e))
+		if (e->finished.count > 0 || take_stream_signals(e) || !cb_engine_can_progress(e))
 			return (int)(e->finished.count > 0x7fffffff ? 0x7fffffff : e->finished.count);
 		if (looked && deadline >= 0 && cb_now_ns() >= deadline)
 			return 0;
 		next_start = start_ready(e); /* retries due now, and slots just freed */
 		/* With nothing in flight this just sleeps until the next start time. */
-		mrc = cb_sockets_wait(&e->sockets, e->multi, wait_ns_for(e, next_start, deadline));
+		mrc = cb_stream_multi_wait(&e->streams, &e->sockets, e->multi, wait_ns_for(e, next_start, deadline));
 		if (mrc != CURLM_OK)
 			return multi_failure(mrc, err, errlen);
 		looked = 1;
@@ -658,13 +721,20 @@ int cb_engine_cancel(cb_engine *e, long long id)
 		return 1;
 	}
 	if (t->state == CB_IN_FLIGHT) {
-		curl_multi_remove_handle(e->multi, t->easy);
+		curl_multi_remove_handle(multi_of(e, t), t->easy);
 		cb_easy_return(&e->pool, t);
 	}
 	move_to(e, t, CB_SETTLING); /* out of its list */
 	index_remove(e, t);
 	cb_transfer_free(t);
 	return 1;
+}
+
+void cb_engine_defer(cb_engine *e, cb_transfer *t, long delay_ms)
+{
+	(void)e;
+	if (t->state == CB_QUEUED && delay_ms > 0)
+		t->not_before_ns = cb_now_ns() + (long long)delay_ms * 1000000;
 }
 
 void cb_engine_gate(cb_engine *e, int closed)

@@ -50,7 +50,19 @@ typedef enum {
 enum {
 	CB_HELD = 1,    /* poll never returns it: its owner takes it by id */
 	CB_UNGATED = 2, /* starts while the gate is closed: the sign-in the others wait for */
+	CB_STREAM = 4,  /* a file: its body goes to its owner a chunk at a time (see "Streams" below) */
 };
+
+/* How a streamed transfer's attempt treats its body, decided at its first byte. */
+enum {
+	CB_STREAM_UNDECIDED = 0,
+	CB_STREAM_FLOWING,   /* a 2xx answer that is not JSON: the bytes go to t->stream */
+	CB_STREAM_BUFFERING, /* an error or a JSON answer: into t->body, up to max_body, as any other */
+};
+
+/* A stream hands its owner at most this many bytes at a time: the write callback pauses the
+ * transfer when the next piece would not fit, until the owner has read what is there. */
+#define CB_STREAM_CHUNK 65536
 
 struct cb_transfer {
 	long long id;
@@ -72,6 +84,15 @@ struct cb_transfer {
 	 * request_body is set (wiped when freed: it may hold a password). */
 	char *path, *query;
 	cb_buffer request_body;
+	/* CB_STREAM: the bytes its owner has not read yet (at most about CB_STREAM_CHUNK), how many
+	 * went into the stream over all attempts, and how many of this attempt's body were seen: an
+	 * attempt after a failure skips what the ones before it gave (no byte twice, none lost, when
+	 * the server sends the same file again). */
+	cb_buffer stream;
+	long long streamed, attempt_seen;
+	int stream_mode; /* CB_STREAM_UNDECIDED, _FLOWING or _BUFFERING, for this attempt */
+	int paused;      /* the write callback paused the transfer: the stream is full */
+	int signalled;   /* new stream bytes since cb_engine_run last looked */
 	/* The engine's own. */
 	cb_transfer_state state;
 	int cancelled; /* cancelled while the binding settled it: freed by cb_engine_deliver/_resubmit */
@@ -101,9 +122,9 @@ void cb_engine_continue_ids(cb_engine *engine, long long last_id);
 cb_transfer *cb_engine_submit(cb_engine *engine, const char *base, const char *path, const char *query,
 			      int flags, size_t user_size, char *err, size_t errlen);
 
-/* Runs transfers until at least one has finished, nothing is left that could run, or timeout_ms
- * has passed (0: one pass without waiting; negative: no limit). Returns how many are finished
- * (waiting for cb_engine_next_finished), or -1 on a libcurl multi failure. */
+/* Runs transfers until at least one has finished or a stream got new bytes, nothing is left that
+ * could run, or timeout_ms has passed (0: one pass without waiting; negative: no limit). Returns
+ * how many are finished (waiting for cb_engine_next_finished), or -1 on a libcurl multi failure. */
 int cb_engine_run(cb_engine *engine, long timeout_ms, char *err, size_t errlen);
 
 /* Settling: the oldest finished transfer, handed to the binding, which gives it back with exactly
@@ -129,6 +150,25 @@ void cb_transfer_free(cb_transfer *t);
 /* The transfer with this id while the engine owns it (look at its state), or NULL. */
 cb_transfer *cb_engine_find(const cb_engine *engine, long long id);
 long long cb_engine_last_id(const cb_engine *engine);
+
+/* A queued transfer starts no earlier than delay_ms from now (a poll interval, without a sleep in
+ * the caller: the engine's waits sleep until then). */
+void cb_engine_defer(cb_engine *engine, cb_transfer *t, long delay_ms);
+
+/* ---- Streams (CB_STREAM) ----
+ * A streamed transfer (always held) hands the body of a 2xx answer that is not JSON to its owner
+ * a chunk at a time: the write callback appends to t->stream and pauses the transfer
+ * (CURL_WRITEFUNC_PAUSE) when the next piece would not fit; the owner reads t->stream (at any
+ * state of the transfer: bytes of a failed attempt stay readable) and calls
+ * cb_engine_stream_consumed, which empties it and resumes the transfer. max_body does not apply
+ * to those bodies, compressed encodings are accepted (libcurl's zlib), and `timeout_ms` bounds
+ * the time without a byte instead of the whole transfer (a 50 MB log may take longer than one
+ * request should, and a paused transfer is not slow). A stream runs over HTTP/1.1 on a connection
+ * of its own, in the engine's second multi handle (stream.c says why). An error answer, or a JSON one (a file
+ * route that answers JSON has failed: SERVICE-CONTRACTS section 5.1), is read into t->body as any
+ * other. cb_engine_run also returns when a stream got new bytes. A paused stream does not count
+ * against max_in_flight: its owner may send other requests before it reads on. */
+void cb_engine_stream_consumed(cb_transfer *t);
 
 /* Drops the transfer with this id wherever it is; 1 if there was one. */
 int cb_engine_cancel(cb_engine *engine, long long id);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The command-line tool, bin/codeartsbuild (installed as `codeartsbuild` by the rock).
 #
-#   sh examples/cli.sh [JOB_ID]                                   (default: the reference job)
+#   sh examples/cli.sh [JOB_ID [LOGS_JOB_ID]]      (default: the reference job, the job with logs)
 #
 # The endpoint and credentials come from the environment (README, "Configuration");
 # `spec/support/with-emulator -- sh examples/cli.sh` runs it against the emulator. The checkout's
@@ -44,4 +44,18 @@ echo "== a build that does not exist: exit status 1, one line on stderr"
 status=0
 codeartsbuild record "$job" 2147483647 2>&1 | sed 's/(request id [0-9a-f]*)/(request id ...)/' || true
 codeartsbuild record "$job" 2147483647 2>/dev/null || status=$?
+echo "exit status $status"
+
+# After the record (steps, log, wait): the emulator's job with logs, whose build 4 FAILED.
+logs_job=${2:-5eed1065e1f04e0c9a7b3d2c1b0a9f8e}
+
+echo "== the steps of build 4"
+codeartsbuild steps "$logs_job" 4
+
+echo "== the last 2 lines of its log"
+codeartsbuild log "$logs_job" 4 --tail 2
+
+echo "== waiting for it: it has ended FAILED, so exit status 1"
+status=0
+codeartsbuild wait "$logs_job" 4 --timeout 30m || status=$?
 echo "exit status $status"

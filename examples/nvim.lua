@@ -31,6 +31,20 @@ local ok, err = pcall(function()
   assert(vim.wait(20000, function() return count ~= nil end, 10), "the walk did not end")
   say(("records:  %d SUCCESS builds of 1191..1200: %s"):format(count, table.concat(walked, " ")))
 
+  -- After the record: a build's steps, its log followed (a finished build's: the whole of it, then
+  -- the end), waiting for a build to end. The emulator's job with logs; its build 4 FAILED.
+  local logs_job = vim.env.CODEARTSBUILD_LOGS_JOB or "5eed1065e1f04e0c9a7b3d2c1b0a9f8e"
+  local steps_line, followed, follow_end, waited
+  cbn.steps(logs_job, 4, function(steps, message) steps_line = steps and tostring(steps[1]) or message end)
+  local bytes = 0
+  cbn.follow(logs_job, 4, nil, function(text) bytes = bytes + #text end,   -- each piece, as it arrives
+    function(rec, message) followed, follow_end = bytes, rec and rec.status or message end)
+  cbn.wait(logs_job, nil, { timeout = 60 }, function(rec, message) waited = rec and tostring(rec) or message end)
+  assert(vim.wait(20000, function() return steps_line and follow_end and waited end, 10), "no answer")
+  say("steps:    " .. steps_line)
+  say(("follow:   %d bytes, then %s"):format(followed, follow_end))
+  say("wait:     " .. waited)
+
   -- What :CodeArtsBuild does, and what its completion offers.
   say("complete: " .. table.concat(cbn.complete("", "CodeArtsBuild "), " "))
   cbn.command({ "record", job, "61" })

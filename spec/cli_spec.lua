@@ -939,7 +939,8 @@ describe("bin/codeartsbuild", function()
         end
       end
       local first = complete("codeartsbuild ")
-      assert.truthy(first:find("^record list summary latest history get config completion man help "), first)
+      assert.truthy(first:find("^record list summary latest steps log wait history get config completion man help "),
+        first)
       assert.are.equal("summary", complete("codeartsbuild su"))
       assert.are.equal("FAILED FAILURE", complete("codeartsbuild list " .. JOB .. " --status F"))
       assert.are.equal("PIPELINE_TRIGGER", complete("codeartsbuild -q summary J --trigger P"))

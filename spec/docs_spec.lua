@@ -49,16 +49,16 @@ describe("docs/", function()
   it("has a page for every module and links every example", function()
     local index = assert(read("docs/index.html"))
     for _, name in ipairs{ "codeartsbuild", "codeartsbuild.core", "codeartsbuild.batch", "codeartsbuild.query",
-      "codeartsbuild.view", "codeartsbuild.cache", "codeartsbuild.cli", "codeartsbuild.nvim" } do
+      "codeartsbuild.view", "codeartsbuild.cache", "codeartsbuild.cli", "codeartsbuild.nvim", "codeartsbuild.build" } do
       assert.truthy(index:find('href="modules/' .. name .. '.html"', 1, true), name)
     end
     for _, name in ipairs{ "quickstart", "client_tour", "sign", "failed_builds", "durations", "views", "cache",
-      "repl", "nvim" } do
+      "repl", "nvim", "build_logs" } do
       assert.truthy(index:find('href="examples/' .. name .. '.lua.html"', 1, true), name)
     end
     local core = assert(read("docs/modules/codeartsbuild.core.html"))
     for _, method in ipairs{ "record_info", "submit", "submit_get", "poll", "take", "pending", "cancel", "get", "info",
-      "close" } do
+      "close", "read" } do
       assert.truthy(core:find("client:" .. method .. "(", 1, true), method)
     end
   end)
@@ -83,8 +83,9 @@ describe("types/codeartsbuild_core.lua", function()
       end
     end
     for name in pairs(core.client_methods) do
-      -- codeartsbuild.batch's methods are Lua, annotated where they are defined.
-      local from_batch = ({ latest = true, records = true, fetch = true, history = true })[name]
+      -- codeartsbuild.batch's and codeartsbuild.build's methods are Lua, annotated where they are defined.
+      local from_batch = ({ latest = true, records = true, fetch = true, history = true, steps = true, log = true,
+        follow = true, wait = true })[name]
       if not from_batch and not stubs:find("function Client:" .. name .. "(", 1, true) then
         missing[#missing + 1] = "client:" .. name
       end
@@ -285,7 +286,10 @@ describe("the examples", function()
     end
     assert.truthy(out:find(("records:  %d SUCCESS builds of 1191..1200: %s\n"):format(#ok, table.concat(ok, " ")),
       1, true), out)
-    assert.truthy(out:find("complete: record list\n", 1, true), out)
+    assert.truthy(out:find("complete: record list steps log wait\n", 1, true), out)
+    assert.truthy(out:find("steps:    %s1  FAILED "), out)
+    assert.truthy(out:find("follow:   %d+ bytes, then FAILED\n"), out)
+    assert.truthy(out:find("wait:     #5 SUCCESS ", 1, true), out)
     assert.truthy(out:find("buffer:   codeartsbuild://" .. JOB .. "/61: buildNo            61", 1, true), out)
   end)
 end)

@@ -237,7 +237,7 @@ describe("in Neovim #once", function()
     ]]):format(JOB, JOB, JOB))
     assert.is_true(out.waited)
     assert.truthy(out.first[1]:find(JOB, 1, true))
-    assert.truthy(out.first[1]:find("<CR> open  r refresh  q close", 1, true), out.first[1])
+    assert.truthy(out.first[1]:find("<CR> open  L log  r refresh  q close", 1, true), out.first[1])
     assert.truthy(out.lines[2]:find("^BUILD  STATUS +BRANCH +COMMIT +TRIGGER +DURATION  START$"), out.lines[2])
     local column = out.lines[2]:find("COMMIT", 1, true)
     for i, n in ipairs{ 1200, 1199, 1198, 1197, 1196 } do

@@ -55,6 +55,7 @@
 ---@field path string|nil submit_get requests
 ---@field record codeartsbuild.Record|nil
 ---@field body table|nil submit_get requests
+---@field bytes integer|nil streamed requests (submit_get{stream = true}): the body's size, read with read()
 ---@field message string|nil
 ---@field err codeartsbuild.Error|nil
 
@@ -95,10 +96,12 @@ function Client:record_info(job_id, build_no) end
 
 ---@class codeartsbuild.SubmitOptions
 ---@field hold boolean|nil a held request: poll() never returns it, its owner take()s it
+---@field after number|nil milliseconds (0 to 86400000) before it may start
+---@field stream boolean|nil submit_get only: held, and a file body goes to read(id) a piece at a time
 
 ---@param job_id string
 ---@param build_no integer|string
----@param options codeartsbuild.SubmitOptions|nil
+---@param options codeartsbuild.SubmitOptions|nil hold, after
 ---@return integer|nil id
 ---@return string|nil message
 ---@return codeartsbuild.Error|nil err
@@ -106,11 +109,18 @@ function Client:submit(job_id, build_no, options) end
 
 ---@param path string
 ---@param query table|nil
----@param options codeartsbuild.SubmitOptions|nil
+---@param options codeartsbuild.SubmitOptions|nil hold, after, stream
 ---@return integer|nil id
 ---@return string|nil message
 ---@return codeartsbuild.Error|nil err
 function Client:submit_get(path, query, options) end
+
+--- A streamed request's next piece (a string of at most 64 KiB), or its entry once every byte was
+--- read and it is done ({id, path, bytes} or {id, path, message, err}), or nil when timeout_ms passed.
+---@param id integer
+---@param timeout_ms number|nil 0: never wait; nil: until there is something
+---@return string|codeartsbuild.Result|nil
+function Client:read(id, timeout_ms) end
 
 ---@param timeout_ms number|nil 0: never wait; nil: until one is done
 ---@return codeartsbuild.Result[]
@@ -212,6 +222,10 @@ function core.record_info(job_id, build_no) end
 ---@return string|nil message
 ---@return codeartsbuild.Error|nil err
 function core.default_client() end
+
+--- Seconds on a monotonic clock, with a fraction.
+---@return number
+function core.monotonic() end
 
 ---@param request {method: string|nil, path: string, query: table|nil, headers: table<string,string>|nil, body: string|nil, ak: string, sk: string}
 ---@return string authorization

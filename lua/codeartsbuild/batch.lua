@@ -66,6 +66,13 @@ function M.yielding(co)
   yielding[co] = true
 end
 
+--- Whether a coroutine was marked by `yielding` (codeartsbuild.build waits the same way).
+---@param co thread
+---@return boolean
+function M.is_yielding(co)
+  return yielding[co] == true
+end
+
 --- The entry of a held request once it is done: a blocking take, or in a yielding coroutine a take
 -- that does not wait, then a yield until it is there.
 local function await(client, id)

@@ -5,12 +5,16 @@
 --                            [--trigger T] [--until DATE] [--limit N] [--reverse] [--json | --csv]
 --     codeartsbuild summary JOB [the same choice of builds] [--json]
 --     codeartsbuild latest JOB | history JOB | get PATH | config [JOB]
+--     codeartsbuild steps JOB N [--json]
+--     codeartsbuild log JOB N [--tail N | --follow [--interval SECONDS] | --output FILE]
+--     codeartsbuild wait JOB [N] [--timeout DURATION] [--interval SECONDS] [--json]
 --     codeartsbuild completion bash|zsh | man | help [COMMAND]
 --
 -- Every command takes `--region`, `--endpoint`, `--profile`, `--timeout`, `--retries`,
 -- `--no-cache`, `--utc`, `--verbose`, `--quiet` and `--help`. JOB is a job id or the console's URL
 -- of the build task. Exit status: 0 success, 1 a request failed (or no client could be made), 2
--- usage error; an error is one line on stderr. Secrets are never taken on the command line.
+-- usage error, 3 `wait` timed out (and 1 when the build it waited for did not succeed); an error
+-- is one line on stderr. Secrets are never taken on the command line.
 --
 -- One table (`COMMANDS`, `OPTIONS` below) says what each command takes: the parser, the help
 -- texts, the man page (`codeartsbuild man`) and the bash and zsh completions (`codeartsbuild
@@ -27,6 +31,8 @@ M.OK = 0
 M.FAILED = 1
 --- Exit status 2: usage error, the command line is wrong; nothing was sent.
 M.USAGE = 2
+--- Exit status 3: `wait` gave up at its --timeout (the build still runs).
+M.TIMED_OUT = 3
 
 -- The build-number range and the job-id check are the C core's (core.MAX_BUILD_NO,
 -- core.check_job_id), as are the regions and the environment variables the help lists.
@@ -111,6 +117,11 @@ local OPTIONS = {
   { "json", nil, "JSON" },
   { "csv", nil, "comma-separated values (RFC 4180 quoting) under a header row; duration in milliseconds" },
   { "days", "N", "the last N days, 1 to 30 (default 30)", number = { 1, 30 } },
+  -- After the record (steps, log, wait: issue 14)
+  { "tail", "N", "only the last N lines", number = { 0, MAX_BUILD_NO } },
+  { "follow", nil, "a running build's log as it grows, until the build has ended and its last bytes are out" },
+  { "output", "FILE", "into FILE instead (written as FILE.partial, renamed once complete)" },
+  { "interval", "SECONDS", "seconds between requests while nothing changes, at first (default 2)" },
 }
 
 local OPTION = {}
@@ -181,6 +192,44 @@ local COMMANDS = {
     about = "Prints the newest build number of job JOB: from the running-status API, or by probing record-info "
       .. "(about 2 log2(n) requests) where that API is not published.",
     examples = { 'codeartsbuild list "$job" --from "$(codeartsbuild latest "$job")"' },
+  },
+  -- After the record (issue 14): steps, log, wait
+  {
+    name = "steps", args = { "JOB", "N" },
+    summary = "the steps of build N: status, duration, name",
+    about = "Prints the steps of build N of job JOB in order, one aligned line each: position, status (SUCCESS, "
+      .. "FAILED, RUNNING, NOT_RUN), duration and name.",
+    options = { { "json", "the steps as one JSON array of {index, name, status, duration, start, finish}" } },
+    examples = { "codeartsbuild steps $job 61",
+      "codeartsbuild steps $job 61 --json | jq -r '.[] | select(.status == \"FAILED\") | .name'" },
+  },
+  {
+    name = "log", args = { "JOB", "N" },
+    summary = "the log of build N (--tail N, --follow, --output FILE)",
+    about = "Prints the log of build N of job JOB as it comes, byte for byte (streamed: a log of any size costs "
+      .. "a few hundred KB). --follow prints a running build's log as it grows, until the build has ended and "
+      .. "its last bytes are out; --output writes it into a file, whole or not at all, and says how many bytes "
+      .. "on stderr.",
+    options = { "tail", "follow", "output",
+      { "interval", "with --follow: seconds between requests at the log's end, at first (default 2)" } },
+    examples = { "codeartsbuild log $job 61 --tail 100", "codeartsbuild log $job 62 --follow",
+      "codeartsbuild log $job 61 --output 61.log" },
+  },
+  {
+    name = "wait", args = { "JOB" }, optional = { "N" },
+    summary = "waits until build N (default: the newest) has ended; exit 0 on SUCCESS",
+    about = "Waits until build N of job JOB (default: the newest build) is no longer running, then prints its "
+      .. "record in one line. On a terminal, a progress line on stderr shows the status and the running step. "
+      .. "Exit status: 0 the build ended SUCCESS, 1 it ended otherwise (FAILED, ABORTED, ...) or a request "
+      .. "failed, 3 timed out (the build still runs).",
+    options = {
+      { "timeout", "for wait, the whole wait: give up after this long, 90s, 30m, 1h30m or seconds (default: "
+        .. "never); each request keeps the default 30 s" },
+      { "interval", "seconds between polls at first (default 2; it grows to 30 while nothing changes)" },
+      { "json", "the final record as one JSON object" },
+    },
+    examples = { "codeartsbuild wait $job --timeout 30m && echo deployed",
+      "codeartsbuild wait $job 62 --json | jq -r .status" },
   },
   {
     name = "history", args = { "JOB" },
@@ -1045,7 +1094,7 @@ local function client_options(run, cb)
     end
     opts.endpoint = options.endpoint
   end
-  if options.timeout then
+  if options.timeout and run.command ~= "wait" then -- wait's --timeout is the whole wait's
     local seconds = options.timeout:match("^%d+%.?%d*$") and #options.timeout <= 10 and tonumber(options.timeout)
     if not seconds or seconds <= 0 or seconds > 3600 then
       usage_error(nil, ("--timeout must be a number of seconds above 0, at most 3600, got '%s'")
@@ -1480,6 +1529,130 @@ function commands.help(_, args)
 end
 
 -- ------------------------------------------------------------------------------------------------
+-- After the record (issue 14): steps, log, wait
+
+--- Seconds from the user's text: 90, 90s, 30m, 1h30m, 2.5h; a usage error otherwise.
+local function duration_seconds(command, what, text)
+  local total, rest = 0, type(text) == "string" and text or ""
+  if rest:match("^%d+%.?%d*$") then rest = rest .. "s" end
+  local units = { s = 1, m = 60, h = 3600, d = 86400 }
+  while rest ~= "" do
+    local number, unit, after = rest:match("^(%d+%.?%d*)([smhd])(.*)$")
+    if not number then
+      usage_error(command, ("%s must be a duration such as 90s, 30m or 1h30m, got '%s'"):format(what, shown(text)))
+    end
+    total, rest = total + tonumber(number) * units[unit], after
+  end
+  if text == "" then usage_error(command, what .. " needs a duration") end
+  return total
+end
+
+--- Writes text to stdout, or fails (a closed pipe, a full disk): exit status 1.
+local function write_out(run, text)
+  local ok, why = run.stdout:write(text)
+  if not ok then fail(("cannot write the output: %s"):format(tostring(why))) end
+end
+
+function commands.steps(run, args)
+  local job = check_job("steps", args[1])
+  local n = whole("steps", "N", args[2], 1, MAX_BUILD_NO)
+  local steps, message, err = run:client_for():steps(job, n)
+  if not steps then fail(failure_message(message, err)) end
+  if run.options.json then
+    local plain = {}
+    for i, step in ipairs(steps) do
+      plain[i] = { index = step.index, name = step.name, status = step.status, duration = step.duration,
+        start = step.start, finish = step.finish }
+    end
+    write_out(run, (#plain > 0 and encode(plain, ranks{ "index", "name", "status", "duration", "start", "finish" })
+      or "[]") .. "\n")
+  elseif #steps > 0 then
+    write_out(run, tostring(steps) .. "\n")
+  else
+    run:note(("build %d of %s has no steps"):format(n, job))
+  end
+end
+
+function commands.log(run, args)
+  local job = check_job("log", args[1])
+  local n = whole("log", "N", args[2], 1, MAX_BUILD_NO)
+  local options = run.options
+  local given = (options.tail and 1 or 0) + (options.follow and 1 or 0) + (options.output and 1 or 0)
+  if given > 1 then usage_error("log", "--tail, --follow and --output go one at a time") end
+  if options.interval and not options.follow then usage_error("log", "--interval goes with --follow") end
+  local interval = options.interval and duration_seconds("log", "--interval", options.interval)
+  if interval and interval <= 0 then usage_error("log", "--interval must be more than 0") end
+  local client = run:client_for()
+  if options.follow then
+    local iterator, message, err = client:follow(job, n, { interval = interval })
+    if not iterator then fail(failure_message(message, err)) end
+    local ok, failure = pcall(function()
+      for text in iterator do
+        write_out(run, text)
+        run.stdout:flush()
+      end
+    end)
+    if not ok then
+      -- the follow's own failure is an err table; anything else (a Failure, an interrupt) goes on up
+      if type(failure) == "table" and failure.kind and getmetatable(failure) ~= Failure then
+        fail(failure_message(failure.message, failure))
+      end
+      error(failure, 0)
+    end
+    return
+  end
+  local result, message, err
+  if options.tail then
+    result, message, err = client:log(job, n, { tail = whole("log", "--tail", options.tail, 0, MAX_BUILD_NO) })
+    if result then write_out(run, result) end
+  elseif options.output then
+    result, message, err = client:log(job, n, { to_file = options.output })
+    if result then run:note(("%d bytes written to %s"):format(result, options.output)) end
+  else
+    result, message, err = client:log(job, n, { on_chunk = function(text) write_out(run, text) end })
+  end
+  if not result then fail(failure_message(message, err)) end
+end
+
+function commands.wait(run, args)
+  local job = check_job("wait", args[1])
+  local n = args[2] and whole("wait", "N", args[2], 1, MAX_BUILD_NO) or nil
+  local options = run.options
+  local timeout = options.timeout and duration_seconds("wait", "--timeout", options.timeout)
+  local interval = options.interval and duration_seconds("wait", "--interval", options.interval)
+  if interval and interval <= 0 then usage_error("wait", "--interval must be more than 0") end
+  local client = run:client_for()
+  local progress = not options.quiet and run.stderr_is_terminal()
+  local shown_line = false
+  local function on_change(rec, steps)
+    if not progress then return end
+    local running, count = nil, steps and #steps or 0
+    for _, step in ipairs(steps or {}) do
+      if step.status == "RUNNING" then running = step break end
+    end
+    local line = ("#%s %s"):format(tostring(rec.buildNo or n or "?"), tostring(rec.status))
+    if running then line = line .. ("  step %d/%d %s"):format(running.index, count, running.name) end
+    run.stderr:write("\r", (line:gsub("%c", "?")), "\27[K")
+    run.stderr:flush()
+    shown_line = true
+  end
+  local rec, message, err = client:wait(job, n, { timeout = timeout, interval = interval,
+    on_change = progress and on_change or nil })
+  if shown_line then
+    run.stderr:write("\r\27[K")
+    run.stderr:flush()
+  end
+  if not rec then
+    if err and err.kind == "timeout" and err.record then
+      error(setmetatable({ message = failure_message(message, err), status = M.TIMED_OUT }, Failure), 0)
+    end
+    fail(failure_message(message, err))
+  end
+  write_out(run, (options.json and encode(rec, RECORD_ORDER) or tostring(rec)) .. "\n")
+  return nil, tostring(rec.status):upper() == "SUCCESS" and M.OK or M.FAILED
+end
+
+-- ------------------------------------------------------------------------------------------------
 -- main
 
 local function version_line()
@@ -1527,9 +1700,9 @@ local function dispatch(run, args)
   if #positional > most then
     usage_error(command, ("unexpected argument '%s'"):format(shown(positional[most + 1])))
   end
-  local text = commands[command](run, positional)
+  local text, status = commands[command](run, positional)
   if text then run.stdout:write(text) end
-  return M.OK
+  return status or M.OK
 end
 
 --- Runs the tool with the words of its command line; returns the exit status (0, 1 or 2).
@@ -1578,7 +1751,7 @@ function M.main(args, env)
   end
   if getmetatable(result) == Failure then
     stderr:write("codeartsbuild: ", result.message, "\n")
-    return M.FAILED
+    return result.status or M.FAILED
   end
   if result.internal and result.internal:find("interrupted!", 1, true) then
     stderr:write("codeartsbuild: interrupted\n")

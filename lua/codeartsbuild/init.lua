@@ -22,6 +22,16 @@ for _, name in ipairs{ "latest", "records", "fetch", "history" } do
   end
 end
 
+-- codeartsbuild.build (client:steps/log/follow/wait: what follows a record) likewise.
+for _, name in ipairs{ "steps", "log", "follow", "wait" } do
+  if methods[name] == nil then
+    methods[name] = function(...)
+      require "codeartsbuild.build" -- replaces this function with the real method
+      return methods[name](...)
+    end
+  end
+end
+
 local M = {
   _VERSION = core.version,
   --- The core module, for what this face does not wrap.
@@ -67,6 +77,10 @@ M.record_info = core.record_info
 
 --- The client module-level calls use (made from the environment), or `nil, message, err`.
 M.default_client = core.default_client
+
+--- Seconds on a monotonic clock, with a fraction (`os.clock` is CPU time, `os.time` whole seconds
+-- of a clock that may jump): for deadlines and elapsed times, as the engine measures them.
+M.monotonic = core.monotonic
 
 --- `cb.check_job_id(job_id[, caller])` and `cb.check_build_no(n[, caller])`: the checks every call
 -- makes before sending anything, for input of your own: `true` (the build number as an integer),

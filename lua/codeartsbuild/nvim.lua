@@ -12,6 +12,8 @@
 --     cbn.record_info(job, 61, function(rec, message, err) print(rec or message) end)
 --     cbn.records(job, { from = 1, to = 20 }, function(n, rec, err) ... end, function(count) ... end)
 --     cbn.latest(job, function(n, message, err) ... end)
+--     cbn.follow(job, 62, nil, function(text) ... end, function(rec, message, err) ... end)
+--     cbn.wait(job, nil, { timeout = 1800 }, function(rec, message, err) ... end)
 local cb = require("codeartsbuild")
 local batch = require("codeartsbuild.batch")
 local view = require("codeartsbuild.view")
@@ -30,6 +32,7 @@ local timer
 local callbacks = {} -- request id -> function(entry), for the held requests submitted here
 local HOLD = { hold = true }
 local tasks = {} -- coroutine -> true: walks the timer resumes
+local followers = {} -- follower -> true: client:follow's event-loop form, which the timer steps
 
 --- Runs fn(...) on the editor's main loop, later.
 local function later(fn, ...)
@@ -70,7 +73,7 @@ function M.client()
 end
 
 local function idle()
-  return next(callbacks) == nil and next(tasks) == nil
+  return next(callbacks) == nil and next(tasks) == nil and next(followers) == nil
 end
 
 local function resume(co)
@@ -103,6 +106,11 @@ local function tick()
     end
   end
   for co in pairs(tasks) do resume(co) end
+  for follower in pairs(followers) do
+    local ok, going = pcall(follower.step, follower)
+    if not ok then later(notify_error, "codeartsbuild: " .. tostring(going)) end
+    if not (ok and going) then followers[follower] = nil end
+  end
   if idle() and timer then timer:stop() end
 end
 
@@ -266,8 +274,8 @@ local function list_lines(list)
   table.sort(numbers, function(a, b) return a > b end)
   local rows = {}
   for i, n in ipairs(numbers) do rows[i] = list.rows[n] end
-  local lines = { ("CodeArts Build %s: the latest %d builds   <CR> open  r refresh  q close"):format(list.job_id,
-    list.count) }
+  local lines = { ("CodeArts Build %s: the latest %d builds   <CR> open  L log  r refresh  q close"):format(
+    list.job_id, list.count) }
   for _, line in ipairs(view.table_lines(rows)) do lines[#lines + 1] = line end
   for _, line in ipairs(view.errors_lines(list.failed)) do lines[#lines + 1] = "could not read " .. line end
   if list.state then lines[#lines + 1] = list.state end
@@ -317,6 +325,175 @@ local function fill_list(buf, list)
   end))
 end
 
+---------------------------------------------------------------------------------------------------
+-- After the record (issue 14): steps, follow, wait, and :CodeArtsBuild steps|log|wait
+
+--- A build's steps (client:steps) without blocking: callback(steps, message, err).
+---@param job_id string
+---@param build_no integer
+---@param callback fun(steps: table|nil, message: string|nil, err: table|nil)
+function M.steps(job_id, build_no, callback)
+  local c, message, err = M.client()
+  if not c then return later(callback, nil, message, err) end
+  spawn(function() later(callback, c:steps(job_id, build_no)) end)
+end
+
+--- Follows a build's log (client:follow) without blocking: on_text(text) for each piece as it
+-- arrives, in order, then on_done(record, message, err) once the build has ended and its last bytes
+-- are out. opts: interval, max_interval, length, as client:follow takes them. Returns a handle whose
+-- cancel() stops it (no callback after it).
+---@param job_id string
+---@param build_no integer
+---@param opts table|nil
+---@param on_text fun(text: string)
+---@param on_done fun(record: table|nil, message: string|nil, err: table|nil)|nil
+function M.follow(job_id, build_no, opts, on_text, on_done)
+  local stopped = false
+  local handle = { cancel = function() stopped = true end }
+  local c, message, err = M.client()
+  local follower
+  if c then
+    local follow_options = {}
+    for k, v in pairs(opts or {}) do follow_options[k] = v end
+    follow_options.on_chunk = function(text) later(function() if not stopped then on_text(text) end end) end
+    follow_options.on_done = function(rec, m, e)
+      later(function() if not stopped and on_done then on_done(rec, m, e) end end)
+    end
+    follower, message, err = c:follow(job_id, build_no, follow_options)
+  end
+  if not follower then
+    if on_done then later(on_done, nil, message, err) end
+    return handle
+  end
+  followers[follower] = true
+  run_timer()
+  handle.cancel = function()
+    stopped = true
+    followers[follower] = nil
+    follower:close()
+  end
+  return handle
+end
+
+--- Waits for a build to end (client:wait) without blocking: callback(record, message, err).
+-- build_no nil: the newest build. opts as client:wait takes them (timeout, interval, on_change).
+---@param job_id string
+---@param build_no integer|nil
+---@param opts table|nil
+---@param callback fun(record: table|nil, message: string|nil, err: table|nil)
+function M.wait(job_id, build_no, opts, callback)
+  local c, message, err = M.client()
+  if not c then return later(callback, nil, message, err) end
+  spawn(function() later(callback, c:wait(job_id, build_no, opts)) end)
+end
+
+local command_steps
+command_steps = function(job_id, build_no)
+  M.steps(job_id, build_no, guarded(function(steps, message)
+    if not steps then return notify_error(message) end
+    local lines = { ("CodeArts Build %s #%d: %d steps   r refresh  q close"):format(job_id, build_no, #steps) }
+    for _, step in ipairs(steps) do lines[#lines + 1] = tostring(step) end
+    scratch_buffer(("codeartsbuild://%s/%d/steps"):format(job_id, build_no), lines,
+      function() command_steps(job_id, build_no) end)
+  end))
+end
+
+--- Appends text to a buffer that shows a log: its first line goes on at the end of the buffer's
+-- last line (a line the previous text left unfinished). Windows whose cursor was on the last line
+-- follow it. Returns false when the buffer is gone.
+local function append_text(buf, text)
+  if not api.nvim_buf_is_valid(buf) then return false end
+  local lines = vim.split(text, "\n", { plain = true })
+  local last = api.nvim_buf_line_count(buf)
+  lines[1] = api.nvim_buf_get_lines(buf, last - 1, last, false)[1] .. lines[1]
+  local following = {}
+  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+    if api.nvim_win_get_cursor(win)[1] == last then following[#following + 1] = win end
+  end
+  api.nvim_buf_set_option(buf, "modifiable", true)
+  api.nvim_buf_set_lines(buf, last - 1, last, false, lines)
+  api.nvim_buf_set_option(buf, "modifiable", false)
+  local count = api.nvim_buf_line_count(buf)
+  for _, win in ipairs(following) do api.nvim_win_set_cursor(win, { count, 0 }) end
+  return true
+end
+
+local log_follows = {} -- log buffer -> the handle of the follow that fills it
+
+--- :CodeArtsBuild log: a buffer that shows the log and keeps growing while the build runs (r reads
+-- it again); closing the buffer stops following.
+local command_log
+command_log = function(job_id, build_no)
+  local buf = scratch_buffer(("codeartsbuild://%s/%d/log"):format(job_id, build_no), { "" },
+    function() command_log(job_id, build_no) end)
+  if log_follows[buf] then
+    log_follows[buf].cancel() -- a follow that fills it already: start again
+  else
+    api.nvim_buf_attach(buf, false, { on_detach = function()
+      if log_follows[buf] then log_follows[buf].cancel() end
+      log_follows[buf] = nil
+    end })
+  end
+  api.nvim_buf_set_var(buf, "codeartsbuild_log", { job_id = job_id, build_no = build_no, done = false })
+  local handle
+  handle = M.follow(job_id, build_no, nil, guarded(function(text)
+    if not append_text(buf, text) then handle.cancel() end
+  end), guarded(function(rec, message)
+    if log_follows[buf] == handle then log_follows[buf] = nil end
+    if not rec then return notify_error(message) end
+    if api.nvim_buf_is_valid(buf) then
+      api.nvim_buf_set_var(buf, "codeartsbuild_log", { job_id = job_id, build_no = build_no, done = true,
+        status = rec.status })
+    end
+    notify(("codeartsbuild: %s #%d ended %s"):format(job_id, build_no, tostring(rec.status)))
+  end))
+  log_follows[buf] = handle
+  return handle
+end
+
+local function command_wait(job_id, build_no)
+  M.wait(job_id, build_no, nil, guarded(function(rec, message)
+    if not rec then return notify_error(message) end
+    local success = tostring(rec.status):upper() == "SUCCESS"
+    notify(("codeartsbuild: %s #%d %s"):format(job_id, rec.buildNo or build_no or 0, tostring(rec.status)),
+      success and vim.log.levels.INFO or vim.log.levels.WARN)
+  end))
+end
+
+--- In a list buffer, L opens the log of the build under the cursor.
+local function map_log_key(buf, job_id)
+  api.nvim_buf_set_keymap(buf, "n", "L", "", { noremap = true, silent = true, desc = "open the build's log",
+    callback = guarded(function()
+      local n = tonumber(api.nvim_get_current_line():match("^%s*(%d+)%s"))
+      if n then command_log(job_id, n) else notify_error("codeartsbuild: no build on this line") end
+    end) })
+end
+
+-- :CodeArtsBuild steps|log {job} {n}, wait {job} [n]: each runs and returns true, or returns
+-- nothing for arguments it does not take (the usage then).
+local BUILD_COMMANDS = {
+  steps = function(job_id, n, extra)
+    if n and not extra then
+      command_steps(job_id, n)
+      return true
+    end
+  end,
+  log = function(job_id, n, extra)
+    if n and not extra then
+      command_log(job_id, n)
+      return true
+    end
+  end,
+  wait = function(job_id, n, extra, given)
+    if (n or not given) and not extra then
+      command_wait(job_id, n)
+      return true
+    end
+  end,
+}
+
+---------------------------------------------------------------------------------------------------
+
 command_list = function(job_id, count)
   local name = ("codeartsbuild://%s/latest-%d"):format(job_id, count)
   local buf
@@ -325,6 +502,7 @@ command_list = function(job_id, count)
   if not list then
     list = { job_id = job_id, count = count }
     lists[buf] = list
+    map_log_key(buf, job_id)
     api.nvim_buf_attach(buf, false, { on_detach = function() lists[buf] = nil end })
     api.nvim_buf_set_keymap(buf, "n", "<CR>", "", { noremap = true, silent = true, desc = "open the record",
       callback = guarded(function()
@@ -336,13 +514,17 @@ command_list = function(job_id, count)
 end
 
 local USAGE = "usage: :CodeArtsBuild record {job_id} {build_no} | :CodeArtsBuild list {job_id} [count]"
+  .. " | :CodeArtsBuild steps|log {job_id} {build_no} | :CodeArtsBuild wait {job_id} [build_no]"
 
---- :CodeArtsBuild record {job} {n} | list {job} [count]. A buffer of the same record or list is
--- reused and refreshed; any error is a notification.
+--- :CodeArtsBuild record {job} {n} | list {job} [count] | steps|log {job} {n} | wait {job} [n]. A
+-- buffer of the same record, list, steps or log is reused and refreshed; any error is a notification.
 ---@param args string[]
 function M.command(args)
   local ok, err = pcall(function()
     local action, job_id, number = args[1], args[2], args[3]
+    if BUILD_COMMANDS[action] and job_id and BUILD_COMMANDS[action](job_id, tonumber(number), args[4], number) then
+      return
+    end
     if action == "record" and job_id and tonumber(number) and not args[4] then
       return command_record(job_id, tonumber(number))
     end
@@ -359,7 +541,8 @@ end
 function M.complete(arg_lead, line)
   local words = vim.split(line, "%s+")
   if #words <= 2 then
-    return vim.tbl_filter(function(a) return a:find(arg_lead, 1, true) == 1 end, { "record", "list" })
+    return vim.tbl_filter(function(a) return a:find(arg_lead, 1, true) == 1 end,
+      { "record", "list", "steps", "log", "wait" })
   end
   return {}
 end

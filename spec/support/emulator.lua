@@ -33,7 +33,8 @@
 -- emu:memory(), emu:reset_peak_memory().
 --
 -- Fault rules ({action =, ...} matched by path_contains, job_id, build_no, api, kind; times, every):
---   status, delay, reset, truncate, cut, malformed, huge, deep, body, headers (as before), and
+--   status, delay, reset, truncate, cut, malformed, huge, deep, body, headers (as before),
+--   stall{seconds}  the whole body announced, half of it sent, then nothing for that long, then closed, and
 --   error{code = "CB.00060211" [, status = 400] [, encode_twice = true]}  a documented code in its shape and
 --       status (status = 200: E5, an error body on HTTP 200; encode_twice: E6, JSON inside a JSON string)
 --   api_fail{code, message [, envelope = "E3"|"E4"] [, error_as = "string"] [, encode_twice]}

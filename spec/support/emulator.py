@@ -1476,17 +1476,19 @@ class FaultRule:
     then is spent. every: applies to every Nth matching request (the others fall through to later
     rules). The first live rule that matches and applies wins.
 
-    Actions: status (status, body, headers), delay (seconds), reset, truncate, cut, malformed (body),
-    huge (bytes), deep (depth), api_fail (code, message, envelope, error_as, encode_twice),
+    Actions: status (status, body, headers), delay (seconds), reset, truncate, cut, stall (seconds: the
+    whole body announced, half of it sent, then nothing for that long, then the connection closed),
+    malformed (body), huge (bytes), deep (depth), api_fail (code, message, envelope, error_as, encode_twice),
     error (code, status, message, encode_twice), result (value: absent = no result), field (field,
     value or json), body (body, content_type), headers (headers). "headers" is also honoured by the
-    other actions that send a response. See send_fault for what each sends.
+    other actions that send a response. A body's lone surrogates U+DC80..U+DCFF are the bytes
+    0x80..0xFF (a log that is not UTF-8). See send_fault for what each sends.
     """
 
-    ACTIONS = ("status", "delay", "reset", "truncate", "cut", "malformed", "huge", "deep", "api_fail",
+    ACTIONS = ("status", "delay", "reset", "truncate", "cut", "stall", "malformed", "huge", "deep", "api_fail",
                "error", "result", "field", "body", "headers")
     # Actions that shape the normal answer instead of replacing it.
-    SHAPING = ("delay", "headers", "truncate", "cut", "result", "field")
+    SHAPING = ("delay", "headers", "truncate", "cut", "stall", "result", "field")
     KEYS = {"action", "path_contains", "job_id", "build_no", "api", "kind", "times", "every", "status", "body",
             "headers", "seconds", "bytes", "depth", "code", "message", "content_type", "comment",
             "envelope", "error_as", "encode_twice", "value", "json", "field"}
@@ -1890,6 +1892,7 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
     timeout = 120
     request_id = None
     counts_status = False
+    stall_seconds = 0  # a stall rule's silence, for send_stream
     counted_in_generation = None  # the stats generation in which this connection was counted
 
     # plumbing -------------------------------------------------------------------------------------
@@ -2176,6 +2179,7 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
         if rule is not None:
             headers.update(rule.headers)
         if isinstance(response, StreamResponse):
+            self.stall_seconds = rule.seconds if rule is not None else 0
             self.send_stream(response, headers, rule.action if rule is not None else None)
             return
         body = response.body
@@ -2183,11 +2187,14 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
             body = self.shaped_body(response, rule)
         if rule is not None and rule.action == "truncate":
             body = body[:len(body) // 2]
-        elif rule is not None and rule.action == "cut":
+        elif rule is not None and rule.action in ("cut", "stall"):
             self.close_connection = True
             self.send_head(response.status, len(body), headers=headers)
             if self.command != "HEAD":
                 self.wfile.write(body[:len(body) // 2])
+                if rule.action == "stall":
+                    self.wfile.flush()
+                    time.sleep(rule.seconds)
             return
         self.send_bytes(response.status, body, headers=headers)
 
@@ -2195,8 +2202,8 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
         """A file from a LogText, a block at a time: the process never holds more than a block of it.
         truncate: half the file, announced as such; cut: the whole announced, half sent, then closed."""
         log, size = response.log, response.log.size
-        limit = size // 2 if action in ("truncate", "cut") else size
-        if action == "cut":
+        limit = size // 2 if action in ("truncate", "cut", "stall") else size
+        if action in ("cut", "stall"):
             self.close_connection = True
         try:
             if not response.gzip:
@@ -2205,6 +2212,9 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
                 if self.command != "HEAD":
                     for piece in log.chunks(0, limit):
                         self.wfile.write(piece)
+                    if action == "stall":
+                        self.wfile.flush()
+                        time.sleep(self.stall_seconds)
                 return
             headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
             self.send_head(response.status, None, response.content_type, headers)
@@ -2213,7 +2223,11 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
             compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip container
             for piece in log.chunks(0, limit):
                 self.write_chunk(compressor.compress(piece))
-            if action == "cut":
+            if action in ("cut", "stall"):
+                if action == "stall":
+                    self.write_chunk(compressor.flush(zlib.Z_SYNC_FLUSH))
+                    self.wfile.flush()
+                    time.sleep(self.stall_seconds)
                 return  # no last chunk: the connection closes mid-body
             # truncate: the data so far, without the gzip trailer
             self.write_chunk(compressor.flush(zlib.Z_SYNC_FLUSH if action == "truncate" else zlib.Z_FINISH))
@@ -2263,7 +2277,9 @@ class EmulatorHandler(http.server.BaseHTTPRequestHandler):
                 "body": ("", JSON_TYPE),
             }[action]
             body = default_body if rule.body is None else rule.body
-            raw = body.encode("utf-8") if isinstance(body, str) else encode_json(body)
+            # A lone surrogate U+DC80..U+DCFF stands for the byte 0x80..0xFF (surrogateescape): bodies
+            # that are not UTF-8, such as a log file with invalid bytes.
+            raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else encode_json(body)
             if rule.status in (204, 304):
                 raw = b""
             self.send_bytes(rule.status, raw, rule.content_type or default_type, headers)

@@ -1,8 +1,9 @@
 --- nginx (Debian's nginx-light) over TLS on 127.0.0.1, for what the emulator cannot play: HTTP/2.
 -- Two ports on one server: `h1`, whose ALPN offers http/1.1 only, and `h2`, which offers h2 too.
 -- Every build number of any job answers the v1 record-info path with a small record whose
--- buildNo is the number asked for. The access log says, per request, the connection's serial
--- number, whether its TLS session was resumed ("r") or not ("."), and the protocol.
+-- buildNo is the number asked for; Server:file(name, bytes) serves a file under /files/. The
+-- access log says, per request, the connection's serial number, whether its TLS session was
+-- resumed ("r") or not ("."), and the protocol.
 --
 --     local server = nginx.start(certs)   -- certs from emulator.make_certs
 --     ... server.h1, server.h2 (ports), server:log() -> { {connection =, resumed =, protocol =}, ... }
@@ -36,6 +37,7 @@ http {
         location ~ "^/v1/record/[0-9a-f]{32}/(?<bn>[1-9][0-9]{0,9})/record-info$" {
             return 200 '{"status": "success", "error": null, "result": {"buildNo": $bn, "status": "SUCCESS"}}';
         }
+        location /files/ { root %s; default_type application/octet-stream; }
     }
 }
 ]]
@@ -65,11 +67,20 @@ function M.start(certs)
   assert(os.execute("mkdir -p " .. run.quote(dir .. "/tmp")))
   local ports = free_ports(2)
   local d = dir
+  assert(os.execute("mkdir -p " .. run.quote(dir .. "/files")))
   run.write(dir .. "/nginx.conf", CONFIG:format(d, d, d, d, d, d, d, d, ports[1], ports[2],
-    certs.server_cert, certs.server_key))
+    certs.server_cert, certs.server_key, d))
   local out, status = run.capture(("nginx -p %s -c %s/nginx.conf"):format(run.quote(dir), run.quote(dir)))
   assert(status == 0, "nginx did not start: " .. out .. (run.read(dir .. "/error.log") or ""))
   return setmetatable({ dir = dir, h1 = ports[1], h2 = ports[2], log_offset = 0 }, Server)
+end
+
+--- Serves `bytes` of random data as /files/NAME (octet-stream, for streamed downloads); returns
+-- the data.
+function Server:file(name, bytes)
+  local path = self.dir .. "/files/" .. name
+  assert(os.execute(("head -c %d /dev/urandom > %s"):format(bytes, run.quote(path))))
+  return assert(run.read(path))
 end
 
 --- The access log's entries since the last call (nginx writes each once the answer is sent).
