@@ -37,8 +37,9 @@ build = {
       sources = {
         "csrc/buffer.c", "csrc/check.c", "csrc/client.c", "csrc/codes.c", "csrc/config.c", "csrc/core.c",
         "csrc/easy.c", "csrc/envelope.c", "csrc/error.c", "csrc/files.c", "csrc/headers.c", "csrc/iam.c",
-        "csrc/mailbox.c", "csrc/options.c", "csrc/reader.c", "csrc/record.c", "csrc/request.c",
-        "csrc/response.c", "csrc/sign.c", "csrc/sockets.c", "csrc/stream.c", "csrc/transport.c",
+        "csrc/index.c", "csrc/mailbox.c", "csrc/options.c", "csrc/pace.c", "csrc/reader.c", "csrc/record.c",
+        "csrc/request.c", "csrc/response.c", "csrc/sign.c", "csrc/sockets.c", "csrc/stream.c",
+        "csrc/transport.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "crypto" },

@@ -1,33 +1,22 @@
 /* The HTTP engine (transport.h): libcurl's multi interface, the queue, retries, the rate, the
- * gate, and the index by which every transfer it owns is found. Its easy handles are easy.c's;
- * what a response holds and says of the next attempt, response.c's. */
+ * gate, and the transfers it owns (found by id through index.c; paced by pace.c). Its easy
+ * handles are easy.c's; what a response holds and says of the next attempt, response.c's. */
 #include "transport.h"
 #include "easy.h"
+#include "index.h"
 #include "sockets.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <openssl/crypto.h>
 
 #define MAX_POLL_WAIT_MS 1000
-#define INDEX_MIN_BUCKETS 64
 
 typedef struct {
 	cb_transfer *head, *tail;
 	size_t count;
 } transfer_list;
-
-/* The rate cap as a token bucket on the monotonic clock: a start takes a token, tokens come back
- * at `rate` a second. Waits are whole milliseconds (curl_multi_poll), so the bucket holds what
- * 5 ms bring, plus one: a wait that ends late starts the requests it owes, and the average stays
- * exact (a spacing rounded to milliseconds made 2,500/s mean no cap at all). */
-#define RATE_BURST_NS 5000000.0
-typedef struct {
-	double tokens, capacity;
-	long long at_ns; /* when tokens was last brought up to date */
-} token_bucket;
 
 struct cb_engine {
 	cb_transport_options opts; /* strings below are the engine's own copies */
@@ -36,28 +25,13 @@ struct cb_engine {
 	cb_stream_multi streams; /* the streams' own (stream.c): in_flight counts them */
 	cb_easy_pool pool;
 	long long next_id;
-	token_bucket bucket;
+	cb_pace pace; /* the rate cap */
 	int gate_closed;
 	int stream_signal; /* a stream that got new bytes left the in-flight list since run looked */
 	unsigned long long jitter_state;
 	transfer_list queued, in_flight, finished, done;
-	/* Every transfer the engine owns, by id (ids are consecutive: id & mask spreads them). */
-	cb_transfer **index;
-	size_t index_mask, owned[2]; /* owned[held]: transfers in the index */
+	cb_index index; /* every transfer the engine owns, by id */
 };
-
-long long cb_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-long long cb_now_ms(void)
-{
-	return cb_now_ns() / 1000000;
-}
 
 /* ---- lists ---- */
 
@@ -119,66 +93,14 @@ static void move_to(cb_engine *e, cb_transfer *t, cb_transfer_state state)
 
 /* ---- the id index ---- */
 
-static int index_grow(cb_engine *e)
-{
-	size_t buckets = e->index ? 2 * (e->index_mask + 1) : INDEX_MIN_BUCKETS, i;
-	cb_transfer **index = calloc(buckets, sizeof *index);
-
-	if (index == NULL)
-		return -1;
-	for (i = 0; e->index && i <= e->index_mask; i++) {
-		cb_transfer *t = e->index[i], *following;
-		for (; t != NULL; t = following) {
-			following = t->index_next;
-			t->index_next = index[(size_t)t->id & (buckets - 1)];
-			index[(size_t)t->id & (buckets - 1)] = t;
-		}
-	}
-	free(e->index);
-	e->index = index;
-	e->index_mask = buckets - 1;
-	return 0;
-}
-
-static int index_add(cb_engine *e, cb_transfer *t)
-{
-	cb_transfer **bucket;
-
-	if ((e->index == NULL || e->owned[0] + e->owned[1] > 2 * e->index_mask) && index_grow(e) != 0 &&
-	    e->index == NULL)
-		return -1;
-	bucket = &e->index[(size_t)t->id & e->index_mask];
-	t->index_next = *bucket;
-	*bucket = t;
-	e->owned[(t->flags & CB_HELD) != 0]++;
-	return 0;
-}
-
-static void index_remove(cb_engine *e, cb_transfer *t)
-{
-	cb_transfer **p = &e->index[(size_t)t->id & e->index_mask];
-
-	while (*p != t)
-		p = &(*p)->index_next;
-	*p = t->index_next;
-	t->index_next = NULL;
-	e->owned[(t->flags & CB_HELD) != 0]--;
-}
-
 cb_transfer *cb_engine_find(const cb_engine *e, long long id)
 {
-	cb_transfer *t;
-
-	if (e->index == NULL || id <= 0)
-		return NULL;
-	for (t = e->index[(size_t)id & e->index_mask]; t != NULL && t->id != id; t = t->index_next)
-		;
-	return t;
+	return cb_index_find(&e->index, id);
 }
 
 size_t cb_engine_count(const cb_engine *e, int held)
 {
-	return e->owned[held != 0];
+	return e->index.owned[held != 0];
 }
 
 long long cb_engine_last_id(const cb_engine *e)
@@ -251,11 +173,7 @@ cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t err
 	e->opts.user_agent = cb_strdup(opts->user_agent);
 	if (e->opts.max_in_flight < 1)
 		e->opts.max_in_flight = 1;
-	if (e->opts.rate > 0) {
-		e->bucket.capacity = 1 + e->opts.rate * RATE_BURST_NS / 1e9;
-		e->bucket.tokens = 1;
-		e->bucket.at_ns = cb_now_ns();
-	}
+	cb_pace_init(&e->pace, e->opts.rate, cb_now_ns());
 	e->jitter_state = (unsigned long long)cb_now_ns() * 6364136223846793005ULL ^ (unsigned long long)(size_t)e;
 	e->multi = curl_multi_init();
 	if (e->multi != NULL) {
@@ -264,7 +182,7 @@ cb_engine *cb_engine_new(const cb_transport_options *opts, char *err, size_t err
 	}
 	if (cb_easy_pool_init(&e->pool, &e->opts) != 0 || e->multi == NULL || cb_stream_multi_init(&e->streams) != 0 ||
 	    !e->opts.base_url ||
-	    (opts->ca_file && !e->opts.ca_file) || (opts->user_agent && !e->opts.user_agent) || index_grow(e) != 0) {
+	    (opts->ca_file && !e->opts.ca_file) || (opts->user_agent && !e->opts.user_agent) || cb_index_init(&e->index) != 0) {
 		snprintf(err, errlen, "cannot create the HTTP engine (out of memory)");
 		cb_engine_free(e);
 		return NULL;
@@ -300,7 +218,7 @@ void cb_engine_free(cb_engine *e)
 	cb_stream_multi_free(&e->streams);
 	cb_sockets_free(&e->sockets);
 	cb_easy_pool_free(&e->pool);
-	free(e->index);
+	cb_index_free(&e->index);
 	free((char *)e->opts.base_url);
 	free((char *)e->opts.ca_file);
 	free((char *)e->opts.user_agent);
@@ -376,34 +294,6 @@ static void start_attempt(cb_engine *e, cb_transfer *t)
 	move_to(e, t, CB_IN_FLIGHT);
 }
 
-/* ---- the rate ---- */
-
-static void refill(token_bucket *b, long long now_ns, double rate)
-{
-	if (now_ns > b->at_ns) {
-		b->tokens += (double)(now_ns - b->at_ns) * rate / 1e9;
-		if (b->tokens > b->capacity)
-			b->tokens = b->capacity;
-		b->at_ns = now_ns;
-	}
-}
-
-/* Takes a token for a start now (1), or says when the next one comes (0, *when_ns). */
-static int rate_allows(cb_engine *e, long long now_ns, long long *when_ns)
-{
-	token_bucket *b = &e->bucket;
-
-	if (e->opts.rate <= 0)
-		return 1;
-	refill(b, now_ns, e->opts.rate);
-	if (b->tokens >= 1) {
-		b->tokens -= 1;
-		return 1;
-	}
-	*when_ns = now_ns + (long long)((1 - b->tokens) * 1e9 / e->opts.rate) + 1;
-	return 0;
-}
-
 /* The transfers in flight that count against the cap: a paused stream does not, so that its owner
  * may send other requests before it reads on (with concurrency 1 it would wait for ever). */
 static size_t counted_in_flight(const cb_engine *e)
@@ -434,7 +324,7 @@ static long long start_ready(cb_engine *e)
 		} else if (when > now) {
 			if (next < 0 || when < next)
 				next = when;
-		} else if (!rate_allows(e, now, &when)) {
+		} else if (!cb_pace_take(&e->pace, now, &when)) {
 			if (next < 0 || when < next)
 				next = when;
 			break;
@@ -484,7 +374,7 @@ cb_transfer *cb_engine_submit(cb_engine *e, const char *base, const char *path, 
 	t->query = query && *query ? cb_strdup(query) : NULL;
 	t->id = e->next_id + 1;
 	if (!t->path || (query && *query && !t->query) || set_url(t, base ? base : e->opts.base_url, path, query) != 0 ||
-	    index_add(e, t) != 0) {
+	    cb_index_add(&e->index, t) != 0) {
 		snprintf(err, errlen, "out of memory");
 		cb_transfer_free(t);
 		return NULL;
@@ -549,7 +439,7 @@ void cb_engine_deliver(cb_engine *e, cb_transfer *t)
 void cb_engine_drop(cb_engine *e, cb_transfer *t)
 {
 	move_to(e, t, CB_SETTLING); /* out of any list */
-	index_remove(e, t);
+	cb_index_remove(&e->index, t);
 	cb_transfer_free(t);
 }
 
@@ -690,7 +580,7 @@ static cb_transfer *leave_engine(cb_engine *e, cb_transfer *t)
 {
 	list_remove(&e->done, t);
 	t->state = CB_SETTLING; /* in no list: the caller's */
-	index_remove(e, t);
+	cb_index_remove(&e->index, t);
 	return t;
 }
 
@@ -725,7 +615,7 @@ int cb_engine_cancel(cb_engine *e, long long id)
 		cb_easy_return(&e->pool, t);
 	}
 	move_to(e, t, CB_SETTLING); /* out of its list */
-	index_remove(e, t);
+	cb_index_remove(&e->index, t);
 	cb_transfer_free(t);
 	return 1;
 }

@@ -13,6 +13,7 @@
 
 #include "buffer.h"
 #include "codes.h"
+#include "pace.h"
 
 typedef struct cb_transfer cb_transfer;
 
@@ -198,10 +199,6 @@ int cb_transfer_retryable(const cb_transfer *t);
 
 /* The error code of a finished transfer's body (codes.h), and what it means. */
 cb_code_meaning cb_response_code(const cb_transfer *t, char *code, size_t len);
-
-/* The monotonic clock, in nanoseconds and in milliseconds. */
-long long cb_now_ns(void);
-long long cb_now_ms(void);
 
 /* Epoch seconds of an ISO 8601 UTC time such as 2026-11-28T21:24:19.000000Z, or -1. */
 long long cb_parse_iso_utc(const char *text);
