@@ -121,6 +121,16 @@ describe("build steps and logs", function()
       assert.has_error(function() client:steps({}, 1) end)
       assert.are.equal(1, emu:stats().requests)
     end)
+
+    it("names a missing build as record_info does", function()
+      local steps, message, err = client:steps(LOGS, 999999)
+      assert.is_nil(steps)
+      assert.are.equal("not_found", err.kind)
+      assert.are.equal("build", err.what)
+      local expected = ("steps %s/999999: build 999999 of job %s not found (HTTP 403: CB.00031059 "):format(LOGS, LOGS)
+      assert.are.equal(expected, message:sub(1, #expected))
+      assert.are.equal(message, err.message)
+    end)
   end)
 
   -------------------------------------------------------------------------------------------------

@@ -41,6 +41,16 @@ local function failure(kind, message, fields)
   return nil, message, new_error(kind, message, fields)
 end
 
+--- A get()'s message for a missing job or build, in the words record_info uses ("build 7 of job
+-- ... not found (HTTP 403: ...)"): the C core, given a path, can only say "no such build".
+local function named_missing(where, job_id, n, message, err)
+  local said = err and err.kind == "not_found" and message:match("no such %a+ (%(.*)$")
+  if not said then return message end
+  local thing = err.what == "job" and ("job " .. job_id) or ("build %d of job %s"):format(n, job_id)
+  err.message = ("%s: %s not found %s"):format(where, thing, said)
+  return err.message
+end
+
 --- The build's job and number (checked as every call checks them), or nil, message, err.
 local function check_build(caller, job_id, build_no)
   if type(job_id) ~= "string" then
@@ -319,7 +329,7 @@ function methods.steps(client, job_id, build_no)
   local body
   body, message, err = get(client, ("/v3/jobs/%s/%d/history-details"):format(job_id, n))
   if body then return steps_from_details(body, where) end
-  if not route_missing(err) then return nil, message, err end
+  if not route_missing(err) then return nil, named_missing(where, job_id, n, message, err), err end
   local rec
   rec, message, err = record(client, job_id, n)
   if not rec then return nil, message, err end
@@ -483,7 +493,8 @@ local function file_sink(path)
   local partial = path .. ".partial"
   local file, why = io.open(partial, "wb")
   if not file then
-    return failure("invalid", ("log: cannot write %s: %s"):format(partial, tostring(why)), { path = path })
+    -- io.open's message starts with the path already
+    return failure("invalid", ("log: cannot write %s"):format(tostring(why)), { path = path })
   end
   local size = 0
   local function fail(what, detail)
