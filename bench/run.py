@@ -617,6 +617,15 @@ benchmark of signing and normalisation is `make bench-micro`.
     path.write_text(text)
 
 
+def kept_logs_section(report):
+    """The "Logs" section bench/logs.lua's tables were pasted into: run.py does not measure it, and
+    keeps it as it was."""
+    if not report.exists():
+        return ""
+    found = re.search(r"^## Logs:.*?(?=^## )", report.read_text(), re.S | re.M)
+    return found.group(0) if found else ""
+
+
 # ---------------------------------------------------------------------------------------------------
 
 PARTS = ("plain", "tls", "distance")
@@ -723,7 +732,7 @@ def main():
     if summary:
         write_plot(ctx, summary, png)
     write_report(ctx, summary, startup, walk, report, raw["runs"],
-                 distance.report(raw, summary, report.parent / "distance.png"))
+                 distance.report(raw, summary, report.parent / "distance.png") + kept_logs_section(report))
     print(f"bench: wrote {report}, {png}" + ("" if args.from_json else f" and {raw_path}"))
     print(targets_table(summary, startup, walk, raw["runs"]))
     failed = [name for name, s in summary.items() if s["good"] < s["runs"]]
