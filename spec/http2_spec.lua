@@ -54,9 +54,13 @@ describe("connections (nginx over TLS)", function()
     client:close()
     local seen = nginx.connections(server:wait_log(500))
     assert.are.same({ ["HTTP/1.1"] = 500 }, seen.protocols)
-    assert.is_true(seen.count >= 2 and seen.count <= 8, seen.count .. " connections")
-    -- The first connection's session, once its answer has come, is offered by those opened after
-    -- it (how many manage depends on timing: on an idle machine all of them, bench/RESULTS.md).
-    assert.is_true(seen.resumed >= 1, seen.resumed .. " of " .. seen.count .. " connections resumed")
+    assert.is_true(seen.count >= 1 and seen.count <= 8, seen.count .. " connections")
+    -- On a loaded machine, with nginx slow to finish handshakes, libcurl 7.88 may run a walk's
+    -- requests one after another on the first connection (the curl CLI's --parallel does the same;
+    -- README, Known limits). When it opens more, the first connection's session, once its answer
+    -- has come, is offered by those opened after it (on an idle machine all of them resume).
+    if seen.count > 1 then
+      assert.is_true(seen.resumed >= 1, seen.resumed .. " of " .. seen.count .. " connections resumed")
+    end
   end)
 end)

@@ -31,12 +31,14 @@ local HOLD = { hold = true }
 ---------------------------------------------------------------------------------------------------
 -- Errors
 
---- An error value shaped like the core's (`kind`, `message`, `retryable`, `attempts`, ...).
+-- An error value shaped like the core's (`kind`, `message`, `retryable`, `attempts`, ...);
+-- codeartsbuild.build makes its own with it.
 local function new_error(kind, message, fields)
   local err = { kind = kind, message = message, retryable = false, attempts = 0 }
   for k, v in pairs(fields or {}) do err[k] = v end
   return core.error(err)
 end
+M.new_error = new_error
 
 local function failure(kind, message, fields)
   return nil, message, new_error(kind, message, fields)
@@ -319,8 +321,9 @@ end
 ---------------------------------------------------------------------------------------------------
 -- The walk: a window of submitted requests over a sequence of builds, yielded in order
 
---- An object whose collection (and, on 5.4, closing as a to-be-closed variable) calls release.
--- Lua 5.1 and LuaJIT run __gc only for userdata, hence newproxy there; 5.2+ run it for tables.
+-- An object whose collection (and, on 5.4, closing as a to-be-closed variable) calls release: a
+-- walk's, and codeartsbuild.build's followers. Lua 5.1 and LuaJIT run __gc only for userdata, hence
+-- newproxy there; 5.2+ run it for tables.
 local function new_guard(release)
   local newproxy = rawget(_G, "newproxy")
   if newproxy then
@@ -331,6 +334,7 @@ local function new_guard(release)
   end
   return setmetatable({}, { __gc = release, __close = release })
 end
+M.new_guard = new_guard
 
 ---------------------------------------------------------------------------------------------------
 -- The client's cache of finished builds (codeartsbuild.cache), when it has one: a walk reads a

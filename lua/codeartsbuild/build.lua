@@ -16,6 +16,7 @@
 -- `codeartsbuild.batch.yielding` (the Neovim adapter's), every wait yields instead.
 local core = require "codeartsbuild.core"
 local batch = require "codeartsbuild.batch"
+local usage = require "codeartsbuild.usage"
 local rules = require "codeartsbuild.query" -- which builds have ended, which statuses are known
 
 local methods = core.client_methods
@@ -31,11 +32,7 @@ local CAN_YIELD_IN_PCALL = _VERSION ~= "Lua 5.1" or rawget(_G, "jit") ~= nil
 ---------------------------------------------------------------------------------------------------
 -- Errors and arguments
 
-local function new_error(kind, message, fields)
-  local err = { kind = kind, message = message, retryable = false, attempts = 0 }
-  for k, v in pairs(fields or {}) do err[k] = v end
-  return core.error(err)
-end
+local new_error = batch.new_error
 
 local function failure(kind, message, fields)
   return nil, message, new_error(kind, message, fields)
@@ -54,12 +51,12 @@ end
 --- The build's job and number (checked as every call checks them), or nil, message, err.
 local function check_build(caller, job_id, build_no)
   if type(job_id) ~= "string" then
-    error(("bad argument #1 to '%s' (string expected, got %s)"):format(caller, type(job_id)), 3)
+    usage.error(("bad argument #1 to '%s' (string expected, got %s)"):format(caller, type(job_id)))
   end
   local ok, message, err = core.check_job_id(job_id, caller)
   if not ok then return nil, message, err end
   if type(build_no) ~= "number" and type(build_no) ~= "string" then
-    error(("bad argument #2 to '%s' (number expected, got %s)"):format(caller, type(build_no)), 3)
+    usage.error(("bad argument #2 to '%s' (number expected, got %s)"):format(caller, type(build_no)))
   end
   return core.check_build_no(build_no, caller)
 end
@@ -68,12 +65,12 @@ end
 -- unknown name or a wrong type raises, as a mistake in the calling code.
 local function read_options(caller, opts, types)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then error(("%s: options must be a table, got %s"):format(caller, type(opts)), 3) end
+  if type(opts) ~= "table" then usage.error(("%s: options must be a table, got %s"):format(caller, type(opts))) end
   for name, value in pairs(opts) do
     local expected = types[name]
-    if expected == nil then error(("%s: unknown option %s"):format(caller, tostring(name)), 3) end
+    if expected == nil then usage.error(("%s: unknown option %s"):format(caller, tostring(name))) end
     if type(value) ~= expected then
-      error(("%s: option %s must be a %s, got %s"):format(caller, name, expected, type(value)), 3)
+      usage.error(("%s: option %s must be a %s, got %s"):format(caller, name, expected, type(value)))
     end
   end
   return opts
@@ -87,7 +84,7 @@ end
 local function seconds(caller, name, value, default)
   if value == nil then return default end
   if not (value > 0 and value < math.huge) then
-    error(("%s: %s must be a number of seconds above 0"):format(caller, name), 3)
+    usage.error(("%s: %s must be a number of seconds above 0"):format(caller, name))
   end
   return value
 end
@@ -195,18 +192,7 @@ local function protected(fn, cleanup)
   return a, b, c
 end
 
---- An object whose collection (and, on 5.4, closing as a to-be-closed variable) calls release.
--- Lua 5.1 and LuaJIT run __gc only for userdata, hence newproxy there.
-local function new_guard(release)
-  local newproxy = rawget(_G, "newproxy")
-  if newproxy then
-    local proxy = newproxy(true)
-    local mt = getmetatable(proxy)
-    mt.__gc, mt.__close = release, release
-    return proxy
-  end
-  return setmetatable({}, { __gc = release, __close = release })
-end
+local new_guard = batch.new_guard -- collected or closed: calls release
 
 ---------------------------------------------------------------------------------------------------
 -- Build states
@@ -615,14 +601,14 @@ local LOG_OPTIONS = { tail = "number", to_file = "string", on_chunk = "function"
 function methods.log(client, job_id, build_no, opts)
   local options = read_options("log", opts, LOG_OPTIONS)
   local forms = (options.tail and 1 or 0) + (options.to_file and 1 or 0) + (options.on_chunk and 1 or 0)
-  if forms > 1 then error("log: tail, to_file and on_chunk exclude each other", 2) end
-  if options.tail and not is_whole(options.tail, 0) then error("log: tail must be an integer >= 0", 2) end
+  if forms > 1 then usage.error("log: tail, to_file and on_chunk exclude each other") end
+  if options.tail and not is_whole(options.tail, 0) then usage.error("log: tail must be an integer >= 0") end
   if options.max_bytes and not is_whole(options.max_bytes, 0) then
-    error("log: max_bytes must be an integer >= 0", 2)
+    usage.error("log: max_bytes must be an integer >= 0")
   end
-  if options.length and not is_whole(options.length, 1) then error("log: length must be an integer >= 1", 2) end
+  if options.length and not is_whole(options.length, 1) then usage.error("log: length must be an integer >= 1") end
   if options.level and options.level ~= "INFO" and options.level ~= "DEBUG" then
-    error('log: level must be "INFO" or "DEBUG"', 2)
+    usage.error('log: level must be "INFO" or "DEBUG"')
   end
   local n, message, err = check_build("log", job_id, build_no)
   if not n then return nil, message, err end
@@ -811,9 +797,9 @@ function methods.follow(client, job_id, build_no, opts)
   local options = read_options("follow", opts, FOLLOW_OPTIONS)
   local interval = seconds("follow", "interval", options.interval, DEFAULT_FOLLOW_INTERVAL)
   local max_interval = seconds("follow", "max_interval", options.max_interval, math.max(DEFAULT_FOLLOW_MAX, interval))
-  if max_interval < interval then error("follow: max_interval must be at least interval", 2) end
-  if options.length and not is_whole(options.length, 1) then error("follow: length must be an integer >= 1", 2) end
-  if options.on_done and not options.on_chunk then error("follow: on_done goes with on_chunk", 2) end
+  if max_interval < interval then usage.error("follow: max_interval must be at least interval") end
+  if options.length and not is_whole(options.length, 1) then usage.error("follow: length must be an integer >= 1") end
+  if options.on_done and not options.on_chunk then usage.error("follow: on_done goes with on_chunk") end
   local n, message, err = check_build("follow", job_id, build_no)
   if not n then return nil, message, err end
   local where = ("follow %s/%d"):format(job_id, n)
@@ -894,15 +880,15 @@ function methods.wait(client, job_id, build_no, opts)
   local options = read_options("wait", opts, WAIT_OPTIONS)
   local interval = seconds("wait", "interval", options.interval, DEFAULT_WAIT_INTERVAL)
   local max_interval = seconds("wait", "max_interval", options.max_interval, math.max(DEFAULT_WAIT_MAX, interval))
-  if max_interval < interval then error("wait: max_interval must be at least interval", 2) end
+  if max_interval < interval then usage.error("wait: max_interval must be at least interval") end
   if options.timeout ~= nil and (options.timeout ~= options.timeout or options.timeout < 0) then
-    error("wait: timeout must be a number of seconds >= 0", 2)
+    usage.error("wait: timeout must be a number of seconds >= 0")
   end
   local deadline = options.timeout and options.timeout < math.huge and monotonic() + options.timeout or nil
   local message, err
   if build_no == nil then
     if type(job_id) ~= "string" then
-      error(("bad argument #1 to 'wait' (string expected, got %s)"):format(type(job_id)), 2)
+      usage.error(("bad argument #1 to 'wait' (string expected, got %s)"):format(type(job_id)))
     end
     build_no, message, err = methods.latest(client, job_id)
     if not build_no then return nil, message, err end
