@@ -212,7 +212,10 @@ describe("secrets", function()
     local nowhere = assert(cb.new(options(credentials, { endpoint = "http://127.0.0.1:1" })))
     c:call("network", nowhere.record_info, nowhere, JOB, 61)
     nowhere:close()
-    local untrusted = assert(cb.new(options(credentials, { endpoint = tls_emu.url })))
+    -- Retries and long timeouts: under valgrind on a loaded machine a handshake may be cut
+    -- (network, retried) or slow; a certificate refused is tls, which is never retried.
+    local untrusted = assert(cb.new(options(credentials, { endpoint = tls_emu.url, retries = 3, timeout = 120,
+      connect_timeout = 60 })))
     c:add("tostring(untrusted)", tostring(untrusted))
     c:call("tls", untrusted.record_info, untrusted, JOB, 61)
     untrusted:close()
