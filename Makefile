@@ -176,8 +176,9 @@ CHECK_DEB_PACKAGES := valgrind clang libclang-rt-14-dev gcc libasan8 libubsan1 $
 # valgrind, and ASan's quarantine grows the RSS on purpose: the three passes leave them out; the
 # #timing specs too (a rate of 2,000 requests a second, the CPU of a wait: under valgrind the
 # client itself is too slow for them), and the #once specs too (their hosts, the emulator, Neovim
-# and the C example, run in processes the checks do not follow).
-CHECK_BUSTED_FLAGS := --exclude-tags=soak,once,timing
+# and the C example, run in processes the checks do not follow), and the #builds specs (luarocks
+# compiling the module in child processes: two minutes under each check, nothing checked).
+CHECK_BUSTED_FLAGS := --exclude-tags=soak,once,timing,builds
 
 VALGRIND := valgrind --quiet --error-exitcode=1 --leak-check=full \
 	--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --num-callers=40

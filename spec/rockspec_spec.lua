@@ -109,7 +109,7 @@ describe("the rockspecs", function()
   if own ~= "5.1" then versions[2] = own end
 
   for _, version in ipairs(versions) do
-    it("builds with luarocks make for Lua " .. version .. " and loads from that tree, and packs", function()
+    it("builds with luarocks make for Lua " .. version .. " and loads from that tree, and packs #builds", function()
       local tree = work .. "/tree"
       local out, status = run.capture(("cd %s && luarocks --lua-version %s make --deps-mode=none --tree %s %s")
         :format(run.quote(work), version, run.quote(tree), "codeartsbuild-scm-1.rockspec"))
