@@ -89,6 +89,15 @@ local function seconds(caller, name, value, default)
   return value
 end
 
+--- A poll's `interval` and `max_interval` (seconds), with their defaults; max_interval is at
+-- least interval, whichever was given.
+local function intervals(caller, options, default_interval, default_max)
+  local interval = seconds(caller, "interval", options.interval, default_interval)
+  local max_interval = seconds(caller, "max_interval", options.max_interval, math.max(default_max, interval))
+  if max_interval < interval then usage.error(caller .. ": max_interval must be at least interval") end
+  return interval, max_interval
+end
+
 --- Whether an error says that the route itself is not there (an API retired at the gateway, 404
 -- APIG(W).0101, or at the backend, 404 CB.00060214: SERVICE-CONTRACTS sections 8.3 and 1.3), as
 -- opposed to a missing job or build: the caller then asks the older or newer route.
@@ -795,9 +804,7 @@ end
 ---@param opts? {interval?: number, max_interval?: number, length?: integer, on_chunk?: function, on_done?: function}
 function methods.follow(client, job_id, build_no, opts)
   local options = read_options("follow", opts, FOLLOW_OPTIONS)
-  local interval = seconds("follow", "interval", options.interval, DEFAULT_FOLLOW_INTERVAL)
-  local max_interval = seconds("follow", "max_interval", options.max_interval, math.max(DEFAULT_FOLLOW_MAX, interval))
-  if max_interval < interval then usage.error("follow: max_interval must be at least interval") end
+  local interval, max_interval = intervals("follow", options, DEFAULT_FOLLOW_INTERVAL, DEFAULT_FOLLOW_MAX)
   if options.length and not is_whole(options.length, 1) then usage.error("follow: length must be an integer >= 1") end
   if options.on_done and not options.on_chunk then usage.error("follow: on_done goes with on_chunk") end
   local n, message, err = check_build("follow", job_id, build_no)
@@ -878,9 +885,7 @@ end
 ---@return table|nil err
 function methods.wait(client, job_id, build_no, opts)
   local options = read_options("wait", opts, WAIT_OPTIONS)
-  local interval = seconds("wait", "interval", options.interval, DEFAULT_WAIT_INTERVAL)
-  local max_interval = seconds("wait", "max_interval", options.max_interval, math.max(DEFAULT_WAIT_MAX, interval))
-  if max_interval < interval then usage.error("wait: max_interval must be at least interval") end
+  local interval, max_interval = intervals("wait", options, DEFAULT_WAIT_INTERVAL, DEFAULT_WAIT_MAX)
   if options.timeout ~= nil and (options.timeout ~= options.timeout or options.timeout < 0) then
     usage.error("wait: timeout must be a number of seconds >= 0")
   end
