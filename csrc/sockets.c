@@ -110,6 +110,12 @@ CURLMcode cb_sockets_run_timer(cb_sockets *s, CURLM *multi)
 	return out_of_memory_or(s, curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running));
 }
 
+int cb_sockets_select_bits(short revents)
+{
+	return ((revents & (POLLIN | POLLHUP)) ? CURL_CSELECT_IN : 0) | ((revents & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+	       ((revents & (POLLERR | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
+}
+
 CURLMcode cb_sockets_wait(cb_sockets *s, CURLM *multi, long long wait_ns)
 {
 	size_t i, n = 0, count = s->count;
@@ -123,10 +129,9 @@ CURLMcode cb_sockets_wait(cb_sockets *s, CURLM *multi, long long wait_ns)
 		if (s->fds[i].revents)
 			s->ready[n++] = s->fds[i];
 	for (i = 0; i < n; i++) {
-		short r = s->ready[i].revents;
-		int bits = ((r & (POLLIN | POLLHUP)) ? CURL_CSELECT_IN : 0) | ((r & POLLOUT) ? CURL_CSELECT_OUT : 0) |
-			   ((r & (POLLERR | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
-		CURLMcode rc = out_of_memory_or(s, curl_multi_socket_action(multi, s->ready[i].fd, bits, &running));
+		CURLMcode rc = out_of_memory_or(s, curl_multi_socket_action(multi, s->ready[i].fd,
+									     cb_sockets_select_bits(s->ready[i].revents),
+									     &running));
 		if (rc != CURLM_OK)
 			return rc;
 	}

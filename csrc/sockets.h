@@ -27,6 +27,8 @@ void cb_sockets_free(cb_sockets *s);
 CURLMcode cb_sockets_run_timer(cb_sockets *s, CURLM *multi);
 /* Nanoseconds until libcurl's timer is due (0: now), or -1 when it has none. */
 long long cb_sockets_timer_in(const cb_sockets *s, long long now_ns);
+/* What poll()'s answer for one socket tells libcurl (CURL_CSELECT_*). */
+int cb_sockets_select_bits(short revents);
 /* Waits up to wait_ns for a watched socket to be ready, then tells libcurl of each one ready. */
 CURLMcode cb_sockets_wait(cb_sockets *s, CURLM *multi, long long wait_ns);
 

@@ -34,13 +34,6 @@ void cb_stream_multi_free(cb_stream_multi *s)
 	s->all_cap = 0;
 }
 
-/* What poll()'s answer for one socket tells libcurl. */
-static int select_bits(short r)
-{
-	return ((r & (POLLIN | POLLHUP)) ? CURL_CSELECT_IN : 0) | ((r & POLLOUT) ? CURL_CSELECT_OUT : 0) |
-	       ((r & (POLLERR | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
-}
-
 CURLMcode cb_stream_multi_wait(cb_stream_multi *s, cb_sockets *others, CURLM *others_multi, long long wait_ns)
 {
 	size_t i, n_others = others->count, n = n_others + s->sockets.count;
@@ -68,7 +61,7 @@ CURLMcode cb_stream_multi_wait(cb_stream_multi *s, cb_sockets *others, CURLM *ot
 		if (!s->all[i].revents)
 			continue;
 		rc = curl_multi_socket_action(i < n_others ? others_multi : s->multi, s->all[i].fd,
-					      select_bits(s->all[i].revents), &running);
+					      cb_sockets_select_bits(s->all[i].revents), &running);
 		if (rc == CURLM_OK && (others->failed || s->sockets.failed))
 			rc = CURLM_OUT_OF_MEMORY; /* a socket the callback could not add to its list */
 		if (rc != CURLM_OK) {
