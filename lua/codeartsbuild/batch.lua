@@ -75,19 +75,47 @@ function M.is_yielding(co)
   return yielding[co] == true
 end
 
---- The entry of a held request once it is done: a blocking take, or in a yielding coroutine a take
--- that does not wait, then a yield until it is there.
-local function await(client, id)
+--- Forgets a held request: cancelled wherever it is. A closed client has nothing left to cancel.
+local function forget(client, id)
+  if id then pcall(client.cancel, client, id) end
+end
+M.forget = forget
+
+-- The entry of a held request once it is done: a blocking take, or in a yielding coroutine a take
+-- that waits at most holder.step_ms (default 0), then a yield until it is there. With a
+-- `deadline` (on core.monotonic's clock) that passes first: nil, the request cancelled. While it
+-- waits in a coroutine, holder.pending (when a holder is given) is the request's id, so that
+-- whoever closes the holder's owner meanwhile can cancel it. codeartsbuild.build waits with it too.
+local function await(client, id, deadline, holder)
   local co = coroutine.running()
   if co and yielding[co] then
+    if holder then holder.pending = id end
     while true do
-      local entry = client:take(id, 0)
-      if entry then return entry end
+      local wait_ms = holder and holder.step_ms or 0
+      if deadline then wait_ms = math.max(0, math.min(wait_ms, (deadline - core.monotonic()) * 1000)) end
+      local entry = client:take(id, wait_ms)
+      if entry then
+        if holder then holder.pending = nil end
+        return entry
+      end
+      if deadline and core.monotonic() >= deadline then
+        forget(client, id)
+        if holder then holder.pending = nil end
+        return nil
+      end
       coroutine.yield()
     end
   end
-  return client:take(id)
+  local entry
+  if deadline then
+    entry = client:take(id, math.max(0, (deadline - core.monotonic()) * 1000))
+  else
+    entry = client:take(id)
+  end
+  if not entry then forget(client, id) end
+  return entry
 end
+M.await = await
 
 --- client:get() as a held request, so that it waits (or yields) like the walk's requests.
 local function get_held(client, path, query_table)
@@ -95,11 +123,6 @@ local function get_held(client, path, query_table)
   if not id then return nil, message, err end
   local entry = await(client, id)
   return entry.body, entry.message, entry.err
-end
-
---- Forgets a held request: cancelled wherever it is. A closed client has nothing left to cancel.
-local function forget(client, id)
-  pcall(client.cancel, client, id)
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -407,7 +430,7 @@ local function release(walk)
   flush_cache(walk)
   for seq = walk.head, walk.tail do
     local id = walk.ids[ring_index(walk, seq)]
-    if id then forget(walk.client, id) end
+    forget(walk.client, id)
   end
   walk.build_nos, walk.ids, walk.refusals, walk.head, walk.tail = {}, {}, {}, 1, 0
 end

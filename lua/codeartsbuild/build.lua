@@ -102,8 +102,7 @@ end
 -- APIG(W).0101, or at the backend, 404 CB.00060214: SERVICE-CONTRACTS sections 8.3 and 1.3), as
 -- opposed to a missing job or build: the caller then asks the older or newer route.
 local function route_missing(err)
-  local code = type(err) == "table" and err.code or ""
-  return code:match("^APIGW?%.0101$") ~= nil or code == "CB.00060214"
+  return type(err) == "table" and err.kind == "not_found" and err.what == "api" -- the core's codes.c
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -114,43 +113,8 @@ local function yielding()
   return co ~= nil and batch.is_yielding(co)
 end
 
---- Forgets a held request: cancelled wherever it is. A closed client has nothing to cancel.
-local function forget(client, id)
-  if id then pcall(client.cancel, client, id) end
-end
-
---- A held request's entry once it is done; nil (the request cancelled) when `deadline` (on
--- core.monotonic's clock) passes first. While it waits, holder.pending (when a holder is given)
--- is the request's id, so that whoever closes the holder's owner meanwhile can cancel it. A
--- yielding coroutine waits holder.step_ms (default 0) before each yield.
-local function take(client, id, deadline, holder)
-  if yielding() then
-    if holder then holder.pending = id end
-    while true do
-      local wait_ms = holder and holder.step_ms or 0
-      if deadline then wait_ms = math.max(0, math.min(wait_ms, (deadline - monotonic()) * 1000)) end
-      local entry = client:take(id, wait_ms)
-      if entry then
-        if holder then holder.pending = nil end
-        return entry
-      end
-      if deadline and monotonic() >= deadline then
-        forget(client, id)
-        if holder then holder.pending = nil end
-        return nil
-      end
-      coroutine.yield()
-    end
-  end
-  local entry
-  if deadline then
-    entry = client:take(id, math.max(0, (deadline - monotonic()) * 1000))
-  else
-    entry = client:take(id)
-  end
-  if not entry then forget(client, id) end
-  return entry
-end
+local forget = batch.forget -- cancels a held request wherever it is
+local take = batch.await -- (client, id, deadline, holder): a held request's entry, or nil after deadline
 
 --- The next piece (a string) of a streamed request, or its entry (a table).
 local function read(client, id)
