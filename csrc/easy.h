@@ -5,7 +5,6 @@
 
 #include <curl/curl.h>
 
-#include "codes.h"
 #include "sockets.h"
 #include "transport.h"
 
