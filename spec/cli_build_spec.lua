@@ -148,12 +148,18 @@ describe("codeartsbuild steps, log and wait", function()
   end)
 
   it("wait shows the status and the running step on a terminal, then clears the line", function()
-    local n = emu:start_build{ steps = 3, step_seconds = 0.4 }
+    -- Which step the first look sees depends on how soon the child starts (slow on a loaded
+    -- machine): any of them will do, as long as it is named right.
+    local n = emu:start_build{ steps = 3, step_seconds = 1 }
     local shown, file, status = in_terminal({ "wait", LOGS, tostring(n), "--interval", "0.1" }, env)
     assert.are.equal(0, status, shown)
     assert.truthy(file:match("^#" .. n .. " SUCCESS "), file)
     local steps = assert(emu:steps(LOGS, n))
-    assert.truthy(shown:find("#" .. n .. " RUNNING  step 1/3 " .. steps[1].name, 1, true), shown)
+    local progress = 0
+    for k, step in ipairs(steps) do
+      if shown:find(("#%d RUNNING  step %d/3 %s"):format(n, k, step.name), 1, true) then progress = progress + 1 end
+    end
+    assert.is_true(progress >= 1, shown)
     assert.truthy(shown:find("\r\27[K", 1, true), shown)
   end)
 
