@@ -82,11 +82,17 @@ embed-example: $(EMBED)
 
 # Neovim (LuaJIT) loads the module built against the PUC 5.1 headers; it finds it in the
 # plugin's lua/ folder.
+NVIM_MODULE := lua/codeartsbuild/core.so
+
 nvim:
 	@$(MAKE) --no-print-directory LUA=lua5.1 all
-	@# A new file, not overwritten in place: a running Neovim may have the old one mapped.
-	cp build/5.1/codeartsbuild/core.so lua/codeartsbuild/core.so.new
-	mv -f lua/codeartsbuild/core.so.new lua/codeartsbuild/core.so
+	@$(MAKE) --no-print-directory $(NVIM_MODULE)
+
+# A new file renamed over the old one, never overwritten in place: a running Neovim may have the
+# old one mapped. The new file's name ends with the shell's PID: specs running side by side (and
+# CI's lanes) may all run `make nvim` at once.
+$(NVIM_MODULE): build/5.1/codeartsbuild/core.so
+	cp $< $@.$$$$ && mv -f $@.$$$$ $@
 
 deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES)"
@@ -111,8 +117,9 @@ install-packages:
 TEST_JOBS ?= 2
 PARALLEL = spec/support/busted-parallel $(TEST_JOBS)
 
+# The Neovim build too, before the specs that use it run side by side: each would build it.
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all nvim
 	$(PARALLEL) $(BUSTED) --exclude-tags=soak
 
 test-soak: deps
@@ -156,8 +163,7 @@ lint:
 # As cloned: also what `luarocks make` leaves (./codeartsbuild/core.so, which a Lua started here
 # would find first through ./?.so, and csrc/*.o) and `make nvim`'s lua/codeartsbuild/core.so.
 clean:
-	rm -rf build $(EMBED) codeartsbuild/core.so csrc/*.o lua/codeartsbuild/core.so \
-		lua/codeartsbuild/core.so.new
+	rm -rf build $(EMBED) codeartsbuild/core.so csrc/*.o $(NVIM_MODULE) $(NVIM_MODULE).*
 	@rmdir codeartsbuild 2>/dev/null || true
 
 # ---------------------------------------------------------------------------------------------
