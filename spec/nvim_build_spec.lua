@@ -15,7 +15,7 @@ describe("in Neovim, after the record #once", function()
     env = emulator.client_env(emu)
   end)
 
-  teardown(function() emu:stop() end)
+  teardown(function() if emu then emu:stop() end end)
   before_each(function() emu:reset() end)
 
   local function run(code)
