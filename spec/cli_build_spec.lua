@@ -1,54 +1,16 @@
--- bin/codeartsbuild's steps, log and wait (issue 14), run as a user runs them: a child process with
--- a clean environment, against the emulator; the progress line of wait in a real terminal (util-linux
--- `script` gives the child a pseudo-terminal).
+-- bin/codeartsbuild's steps, log and wait (issue 14), run as a user runs them (spec/support/cli.lua),
+-- against the emulator; the progress line of wait in a real terminal.
 local run = require "spec.support.run"
+local tool = require "spec.support.cli"
 local emulator = require "spec.support.emulator"
 local cjson = require "cjson"
 
 local LOGS = emulator.job_ids.logs
 local REFERENCE = emulator.job_ids.reference
-local ROOT = run.cwd()
+local cli = tool.run
 
---- The shell command that runs the tool with only `env` (plus PATH, a HOME and this checkout's
--- module paths) in its environment.
-local function command(args, env, home)
-  local vars = {
-    PATH = os.getenv("PATH"), HOME = home,
-    LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;",
-    LUA_CPATH = run.build_dir(ROOT) .. "/?.so;;",
-  }
-  for k, v in pairs(env or {}) do vars[k] = v end
-  local words = { "env", "-i" }
-  for k, v in pairs(vars) do words[#words + 1] = run.quote(k .. "=" .. v) end
-  words[#words + 1] = run.lua
-  words[#words + 1] = run.quote(ROOT .. "/bin/codeartsbuild")
-  for _, arg in ipairs(args) do words[#words + 1] = run.quote(arg) end
-  return table.concat(words, " ")
-end
-
---- Runs the tool; returns stdout, stderr, exit status.
-local function cli(args, env)
-  local dir = run.tmpdir()
-  local status = tonumber((run.capture(("%s >%s 2>%s </dev/null; echo \"rc=$?\""):format(command(args, env, dir),
-    run.quote(dir .. "/out"), run.quote(dir .. "/err")))):match("rc=(%d+)"))
-  local out, err = run.read(dir .. "/out") or "", run.read(dir .. "/err") or ""
-  os.execute("rm -rf " .. run.quote(dir))
-  return out, err, status
-end
-
---- Runs the tool in a pseudo-terminal (stdout to a file); returns what the terminal showed, the
--- file's content, and the exit status.
-local function in_terminal(args, env)
-  local dir = run.tmpdir()
-  local cmd = command(args, env, dir) .. " >" .. run.quote(dir .. "/stdout")
-  local shown = run.capture(("script -qec %s /dev/null </dev/null; echo \"rc=$?\""):format(
-    run.quote(cmd .. "; echo \"cli-status=$?\"")))
-  local status = tonumber(shown:match("cli%-status=(%d+)"))
-  shown = shown:gsub("cli%-status=%d+%s*", ""):gsub("rc=%d+%s*$", "")
-  local file = run.read(dir .. "/stdout") or ""
-  os.execute("rm -rf " .. run.quote(dir))
-  return shown, file, status
-end
+--- Runs the tool in a pseudo-terminal, stdout to a file.
+local function in_terminal(args, env) return tool.in_terminal(args, env, true) end
 
 describe("codeartsbuild steps, log and wait", function()
   local emu, env, tmp

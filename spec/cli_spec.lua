@@ -1,7 +1,7 @@
--- bin/codeartsbuild, run as a user runs it: a child process with a clean environment, against the
--- emulator, its stdout, stderr and exit status read separately; the progress bar and colours in a
--- real terminal (util-linux `script` gives the child a pseudo-terminal).
+-- bin/codeartsbuild, run as a user runs it (spec/support/cli.lua), against the emulator; the
+-- progress bar and colours in a real terminal.
 local run = require "spec.support.run"
+local tool = require "spec.support.cli"
 local emulator = require "spec.support.emulator"
 local clients = require "spec.support.clients"
 local cjson = require "cjson"
@@ -10,60 +10,12 @@ local JOB = emulator.job_ids.reference -- 1200 builds
 local NEWEST = 1200
 
 local ROOT = run.cwd()
-
-local function read(path)
-  return run.read(path) or ""
-end
+local cli, in_terminal = tool.run, tool.in_terminal
 
 local function lines_of(text)
   local lines = {}
   for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
   return lines
-end
-
---- The shell command that runs the tool with only `env` (plus PATH, a HOME and this checkout's
--- module paths) in its environment.
-local function command(args, env, home)
-  local vars = {
-    PATH = os.getenv("PATH"), HOME = home,
-    LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;",
-    LUA_CPATH = run.build_dir(ROOT) .. "/?.so;;",
-  }
-  for k, v in pairs(env or {}) do vars[k] = v end
-  local words = { "env", "-i" }
-  for k, v in pairs(vars) do
-    if v ~= false then words[#words + 1] = run.quote(k .. "=" .. v) end
-  end
-  words[#words + 1] = run.lua
-  words[#words + 1] = run.quote(ROOT .. "/bin/codeartsbuild")
-  for _, arg in ipairs(args) do words[#words + 1] = run.quote(arg) end
-  return table.concat(words, " ")
-end
-
---- Runs the tool; returns stdout, stderr, exit status.
-local function cli(args, env)
-  local dir = run.tmpdir()
-  local cmd = command(args, env, dir)
-  local status = tonumber((select(1, run.capture(("%s >%s 2>%s </dev/null; echo \"rc=$?\""):format(
-    cmd, run.quote(dir .. "/out"), run.quote(dir .. "/err")))):match("rc=(%d+)")))
-  local out, err = read(dir .. "/out"), read(dir .. "/err")
-  os.execute("rm -rf " .. run.quote(dir))
-  return out, err, status
-end
-
---- Runs the tool in a pseudo-terminal (stdout and stderr on it, unless `redirect` sends stdout to a
--- file); returns what the terminal showed, the file's content, and the exit status.
-local function in_terminal(args, env, redirect)
-  local dir = run.tmpdir()
-  local cmd = command(args, env, dir)
-  if redirect then cmd = cmd .. " >" .. run.quote(dir .. "/stdout") end
-  local shown = run.capture(("script -qec %s /dev/null </dev/null; echo \"rc=$?\""):format(
-    run.quote(cmd .. "; echo \"cli-status=$?\"")))
-  local status = tonumber(shown:match("cli%-status=(%d+)"))
-  shown = shown:gsub("cli%-status=%d+%s*", ""):gsub("rc=%d+%s*$", ""):gsub("\r\n", "\n")
-  local file = read(dir .. "/stdout")
-  os.execute("rm -rf " .. run.quote(dir))
-  return shown, file, status
 end
 
 --- The fields of one CSV line (RFC 4180: a field in quotes may hold commas and doubled quotes).
