@@ -31,6 +31,7 @@ function M.build()
 end
 
 --- Runs `code` in `nvim --headless` with `env` (plus PATH and HOME); returns OUT and nvim's output.
+-- An error raised by the code is raised here, with nvim's output.
 function M.run(code, env)
   local dir = run.tmpdir()
   local script, out_file = dir .. "/spec.lua", dir .. "/out.json"
@@ -47,7 +48,9 @@ function M.run(code, env)
   if f then f:close() end
   os.execute("rm -rf " .. run.quote(dir))
   assert(text, ("nvim wrote no result (status %s):\n%s"):format(tostring(status), output))
-  return cjson.decode(text), output
+  local out = cjson.decode(text)
+  if out.error then error(("the code raised in Neovim: %s\n%s"):format(out.error, output), 2) end
+  return out, output
 end
 
 return M
