@@ -128,27 +128,30 @@ local function read(client, id)
   return client:read(id)
 end
 
---- A held GET, decoded: body, or nil, message, err; `after_ms` delays its start, `deadline` bounds
--- the wait (nil, false when it passed: the request is cancelled); `holder` as take() has it.
-local function get(client, path, query, after_ms, deadline, holder)
-  local options = HOLD
-  if after_ms and after_ms > 0 then options = { hold = true, after = math.ceil(after_ms) } end
-  local id, message, err = client:submit_get(path, query, options)
+--- The options of a held request whose start waits `after_ms`.
+local function held_options(after_ms)
+  if after_ms and after_ms > 0 then return { hold = true, after = math.ceil(after_ms) } end
+  return HOLD
+end
+
+--- Waits for a submitted request (submit's answer: id, or nil, message, err) and gives its entry's
+-- `field`, message, err; nil, false when the deadline passed (the request is cancelled).
+local function answer(client, field, deadline, holder, id, message, err)
   if not id then return nil, message, err end
   local entry = take(client, id, deadline, holder)
   if not entry then return nil, false end
-  return entry.body, entry.message, entry.err
+  return entry[field], entry.message, entry.err
+end
+
+--- A held GET, decoded: body, or nil, message, err; `after_ms` delays its start, `deadline` bounds
+-- the wait (nil, false when it passed: the request is cancelled); `holder` as take() has it.
+local function get(client, path, query, after_ms, deadline, holder)
+  return answer(client, "body", deadline, holder, client:submit_get(path, query, held_options(after_ms)))
 end
 
 --- A held record request, as `get`.
 local function record(client, job_id, build_no, after_ms, deadline, holder)
-  local options = HOLD
-  if after_ms and after_ms > 0 then options = { hold = true, after = math.ceil(after_ms) } end
-  local id, message, err = client:submit(job_id, build_no, options)
-  if not id then return nil, message, err end
-  local entry = take(client, id, deadline, holder)
-  if not entry then return nil, false end
-  return entry.record, entry.message, entry.err
+  return answer(client, "record", deadline, holder, client:submit(job_id, build_no, held_options(after_ms)))
 end
 
 --- Runs fn(); when it raises, runs cleanup() first and raises again. Where a yield cannot cross

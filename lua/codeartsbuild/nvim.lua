@@ -469,21 +469,21 @@ local function map_log_key(buf, job_id)
     end) })
 end
 
+--- A command that takes {job} {n} and nothing more.
+local function of_one_build(command)
+  return function(job_id, n, extra)
+    if n and not extra then
+      command(job_id, n)
+      return true
+    end
+  end
+end
+
 -- :CodeArtsBuild steps|log {job} {n}, wait {job} [n]: each runs and returns true, or returns
 -- nothing for arguments it does not take (the usage then).
 local BUILD_COMMANDS = {
-  steps = function(job_id, n, extra)
-    if n and not extra then
-      command_steps(job_id, n)
-      return true
-    end
-  end,
-  log = function(job_id, n, extra)
-    if n and not extra then
-      command_log(job_id, n)
-      return true
-    end
-  end,
+  steps = of_one_build(command_steps),
+  log = of_one_build(command_log),
   wait = function(job_id, n, extra, given)
     if (n or not given) and not extra then
       command_wait(job_id, n)
